@@ -1,0 +1,67 @@
+# Replica lag, one alarm per replica, at the app's staleness tolerance: past
+# max_staleness_seconds the router stops reading from that replica, so a
+# replica that stays there has dropped out of the read pool.
+#
+# RDS computes ReplicaLag for PostgreSQL as now() - pg_last_xact_replay_timestamp(),
+# which also grows while the primary is idle. The Minimum over each minute,
+# breaching for replica_lag_evaluation_minutes minutes in a row, ignores that
+# sawtooth (any write that replays brings the minute's minimum back down) and
+# still fires on a replica that is really behind.
+resource "aws_cloudwatch_metric_alarm" "replica_lag" {
+  count = var.replica_count
+
+  alarm_name        = "${aws_db_instance.replica[count.index].identifier}-replica-lag"
+  alarm_description = "${aws_db_instance.replica[count.index].identifier} (app alias replica${count.index + 1}) stayed more than ${var.max_staleness_seconds}s behind ${aws_db_instance.primary.identifier}, the app's DBROUTING[\"MAX_STALENESS_SECONDS\"]: the router has stopped reading from it."
+  namespace         = "AWS/RDS"
+  metric_name       = "ReplicaLag"
+  dimensions = {
+    DBInstanceIdentifier = aws_db_instance.replica[count.index].identifier
+  }
+  statistic           = "Minimum"
+  period              = 60
+  evaluation_periods  = var.replica_lag_evaluation_minutes
+  datapoints_to_alarm = var.replica_lag_evaluation_minutes
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.max_staleness_seconds
+  # A replica that reports no lag at all is not replicating, or is down.
+  treat_missing_data = "breaching"
+  alarm_actions      = var.alarm_actions
+  ok_actions         = var.alarm_actions
+  tags               = local.instance_tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "primary_cpu" {
+  alarm_name          = "${aws_db_instance.primary.identifier}-cpu"
+  alarm_description   = "${aws_db_instance.primary.identifier}: average CPU above ${var.cpu_alarm_threshold_percent}% for 15 minutes."
+  namespace           = "AWS/RDS"
+  metric_name         = "CPUUtilization"
+  dimensions          = { DBInstanceIdentifier = aws_db_instance.primary.identifier }
+  statistic           = "Average"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.cpu_alarm_threshold_percent
+  treat_missing_data  = "missing"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.instance_tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "primary_free_storage" {
+  alarm_name          = "${aws_db_instance.primary.identifier}-free-storage"
+  alarm_description   = "${aws_db_instance.primary.identifier}: less than ${var.free_storage_alarm_threshold_gib} GiB of free storage."
+  namespace           = "AWS/RDS"
+  metric_name         = "FreeStorageSpace"
+  dimensions          = { DBInstanceIdentifier = aws_db_instance.primary.identifier }
+  statistic           = "Minimum"
+  period              = 300
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  comparison_operator = "LessThanThreshold"
+  threshold           = var.free_storage_alarm_threshold_gib * 1024 * 1024 * 1024
+  treat_missing_data  = "missing"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.instance_tags
+}
