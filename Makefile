@@ -1,0 +1,47 @@
+# Two commands for a fresh machine: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+SEED_COUNT ?= 10000
+
+.PHONY: run test venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest terraform-test
+
+run: seed  ## serve the app on 127.0.0.1:$(PORT) against the local primary and replicas
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: venv cluster-up lint pytest  ## ruff, mypy, the whole pytest suite
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+cluster-up:
+	$(PYTHON) scripts/pgcluster.py up
+
+cluster-down:
+	$(PYTHON) scripts/pgcluster.py down
+
+cluster-status:
+	$(PYTHON) scripts/pgcluster.py status
+
+cluster-destroy:
+	$(PYTHON) scripts/pgcluster.py destroy
+
+migrate: venv cluster-up
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_gists --count $(SEED_COUNT)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+pytest: venv cluster-up
+	$(VENV)/bin/pytest

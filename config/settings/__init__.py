@@ -1,0 +1,1 @@
+"""Settings modules: ``local`` (development defaults), ``production``, ``test``."""

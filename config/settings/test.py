@@ -1,0 +1,7 @@
+"""Test settings: the local cluster, with fast password hashing."""
+
+from __future__ import annotations
+
+from .local import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

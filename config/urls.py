@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="gists:list", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("", include("gists.urls")),
+]
+
+handler404 = "gists.views.not_found"
+handler500 = "gists.views.server_error"

@@ -1,0 +1,1 @@
+"""Lag-aware read-replica routing for Django (see README)."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GistsConfig(AppConfig):
+    name = "gists"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,56 @@
+"""Validation of everything a client sends: the gist form and the query parameters."""
+
+from __future__ import annotations
+
+from django import forms
+
+from .models import Gist
+
+MAX_RADIUS_M = 20_000_000.0  # about half the Earth's circumference: beyond it, everything matches
+DEFAULT_RADIUS_M = 5_000.0
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+
+class GistForm(forms.ModelForm):
+    """Creation of a gist; Django's FloatField rejects NaN and infinities, the model's
+    validators the out-of-range coordinates, CharField the NUL characters."""
+
+    class Meta:
+        model = Gist
+        fields = ["title", "content", "latitude", "longitude"]
+        widgets = {
+            "content": forms.Textarea(attrs={"rows": 6}),
+            "latitude": forms.NumberInput(attrs={"step": "any", "min": -90, "max": 90}),
+            "longitude": forms.NumberInput(attrs={"step": "any", "min": -180, "max": 180}),
+        }
+
+
+class NearbyForm(forms.Form):
+    lat = forms.FloatField(min_value=-90, max_value=90, label="Latitude")
+    lng = forms.FloatField(min_value=-180, max_value=180, label="Longitude")
+    radius_m = forms.FloatField(required=False, max_value=MAX_RADIUS_M, label="Radius (m)")
+    limit = forms.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT)
+
+    def clean_radius_m(self) -> float:
+        value = self.cleaned_data.get("radius_m")
+        if value is None:
+            return DEFAULT_RADIUS_M
+        if value <= 0:
+            raise forms.ValidationError("Ensure this value is greater than 0.", code="min_value")
+        return float(value)
+
+    def clean_limit(self) -> int:
+        value = self.cleaned_data.get("limit")
+        return DEFAULT_LIMIT if value is None else int(value)
+
+
+class PageForm(forms.Form):
+    cursor = forms.CharField(required=False, max_length=200)
+    page_size = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
+
+    def clean_page_size(self) -> int:
+        value = self.cleaned_data.get("page_size")
+        return DEFAULT_PAGE_SIZE if value is None else int(value)
