@@ -50,7 +50,7 @@ resource "aws_db_instance" "primary" {
   db_name  = var.database_name
   username = var.master_username
   # Write-only: sent to RDS, never stored. See secrets.tf.
-  password_wo         = ephemeral.aws_secretsmanager_random_password.master.random_password
+  password_wo         = local.master_password
   password_wo_version = var.master_password_version
   port                = local.port
 
@@ -103,7 +103,7 @@ resource "aws_db_instance" "primary" {
 resource "aws_db_instance" "replica" {
   count = var.replica_count
 
-  identifier          = local.replica_ids[count.index]
+  identifier = local.replica_ids[count.index]
   # Same region: the identifier, and no db_subnet_group_name (RDS refuses one
   # for a same-region replica; it lands in the primary's subnet group).
   replicate_source_db = aws_db_instance.primary.identifier

@@ -1,14 +1,22 @@
 # The master password never appears in a variable, a plan, the state or an
-# output. An ephemeral resource asks Secrets Manager for a random password at
-# apply time; write-only arguments hand it to RDS and to the secret, and
-# Terraform keeps only their version numbers. RDS-managed master passwords
-# (manage_master_user_password) would be simpler, but RDS refuses to create a
-# read replica of an instance that uses them.
-ephemeral "aws_secretsmanager_random_password" "master" {
-  password_length = 40
-  # Punctuation is left out so the password can go into a URL unescaped and
-  # never contains the characters RDS refuses (/ " @).
-  exclude_punctuation = true
+# output. It is generated during apply and handed, through write-only
+# arguments, to RDS (password_wo) and to the secret (secret_string_wo);
+# Terraform keeps only their version numbers.
+#
+# Why not the alternatives:
+# - RDS-managed passwords (manage_master_user_password): RDS refuses to create
+#   a read replica of an instance that uses them.
+# - The AWS provider's generator (ephemeral aws_secretsmanager_random_password):
+#   the provider mocks of Terraform 1.11 cannot open ephemeral resources, so the
+#   module could not be tested offline; the data source of the same name would
+#   store the password in the state.
+# uuid() draws 128 bits from Go's crypto/rand (hashicorp/go-uuid), two of them
+# make 256 bits in 64 hex characters (nothing RDS or a URL would refuse). It is
+# unknown at plan time and evaluated once per apply, so the instance and the
+# secret receive the same value; it only takes effect when
+# master_password_version changes (or on creation).
+locals {
+  master_password = sensitive(replace("${uuid()}${uuid()}", "-", ""))
 }
 
 resource "aws_secretsmanager_secret" "master" {
@@ -30,7 +38,7 @@ resource "aws_secretsmanager_secret_version" "master" {
     dbname               = var.database_name
     dbInstanceIdentifier = local.primary_id
     username             = var.master_username
-    password             = ephemeral.aws_secretsmanager_random_password.master.random_password
+    password             = local.master_password
   })
   # Bumped together with the instance's password_wo_version: both take the
   # password generated in that same apply.
