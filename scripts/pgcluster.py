@@ -348,6 +348,8 @@ class Cluster:
             CREATE ROLE {APP_USER} WITH LOGIN CREATEDB PASSWORD '{APP_PASSWORD}';
           END IF;
         END $$;
+        -- The app reads pg_stat_replication and WAL positions to measure lag.
+        GRANT pg_monitor TO {APP_USER};
         """
         self.psql(node, sql)
         # earthdistance is not a trusted extension: the superuser creates it in template1, so

@@ -1,0 +1,83 @@
+"""Fixtures for tests against the real local cluster (scripts/pgcluster.py).
+
+The test database is created on the primary only. Replica aliases point at the same database
+name, which physical replication brings to them; tests that read on a replica wait until its
+replay position reaches the primary's (``wait_for_replicas``), never on a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.db import connections
+from pgcluster import Cluster
+
+REPLICATION_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    cluster = Cluster.from_env()
+    cluster.up(log=False)
+    return cluster
+
+
+def replica_aliases() -> list[str]:
+    return [alias for alias in connections if alias != "default"]
+
+
+def wait_for_replicas(aliases: list[str] | None = None, timeout: float = REPLICATION_TIMEOUT_S) -> None:
+    """Block until each replica has replayed the primary's current WAL position."""
+    with connections["default"].cursor() as cur:
+        cur.execute("SELECT pg_current_wal_lsn()")
+        (target,) = cur.fetchone()
+    deadline = time.monotonic() + timeout
+    for alias in aliases if aliases is not None else replica_aliases():
+        while True:
+            try:
+                with connections[alias].cursor() as cur:
+                    cur.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target])
+                    (caught_up,) = cur.fetchone()
+            except Exception:  # a replica restarting in a cluster test: keep waiting
+                connections[alias].close()
+                caught_up = False
+            if caught_up:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"{alias} did not replay the primary's WAL position {target} within {timeout:.0f} s")
+            time.sleep(0.01)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(cluster: Cluster, django_db_blocker: pytest.FixtureDef) -> Iterator[None]:
+    """Create the test database on the primary alone and point the replicas at it."""
+    with django_db_blocker.unblock():
+        primary = connections["default"]
+        old_name = primary.settings_dict["NAME"]
+        test_name = primary.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        for alias in replica_aliases():
+            connections[alias].close()
+            connections[alias].settings_dict["NAME"] = test_name
+        wait_for_replicas()
+    yield
+    with django_db_blocker.unblock():
+        for alias in connections:
+            connections[alias].close()
+        primary.creation.destroy_test_db(old_name, verbosity=0)
+
+
+TABLES = "gists_gist, auth_user, django_session, django_admin_log"
+
+
+@pytest.fixture
+def live_db(django_db_setup: None, django_db_blocker: pytest.FixtureDef) -> Iterator[None]:
+    """Real, committed database access on every alias; tables emptied afterwards."""
+    with django_db_blocker.unblock():
+        yield
+        for alias in connections:
+            connections[alias].close()
+        with connections["default"].cursor() as cur:
+            cur.execute(f"TRUNCATE {TABLES} CASCADE")
+        wait_for_replicas()

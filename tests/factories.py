@@ -1,0 +1,31 @@
+"""Small helpers to make gists in tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from gists.models import Gist, new_gist_id
+
+
+def make_gist(*, title: str = "A gist", latitude: float = 48.85, longitude: float = 2.35, **extra: object) -> Gist:
+    return Gist.objects.using("default").create(
+        title=title, content=extra.pop("content", "Some content."), latitude=latitude, longitude=longitude, **extra
+    )
+
+
+def make_many(points: list[tuple[float, float]], start: datetime | None = None) -> list[Gist]:
+    start = start or timezone.now()
+    rows = [
+        Gist(
+            gist_id=new_gist_id(),
+            title=f"g{i}",
+            content="c",
+            latitude=lat,
+            longitude=lng,
+            created_at=start - timedelta(seconds=i),
+        )
+        for i, (lat, lng) in enumerate(points)
+    ]
+    return Gist.objects.using("default").bulk_create(rows)

@@ -1,0 +1,130 @@
+"""Settings from the environment: database URLs, replica aliases, production refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import environ
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.databases import databases_from_env, parse_database_url, redact
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "s3cr3t-P4ss"
+
+
+def build(monkeypatch: pytest.MonkeyPatch, primary: str | None, replicas: str | None) -> dict:
+    for name, value in (("DATABASE_URL", primary), ("DATABASE_REPLICA_URLS", replicas)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    return databases_from_env(environ.Env(), default_url=None, default_replica_urls=None)
+
+
+def test_urls__become_default_and_replica_aliases_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    dbs = build(
+        monkeypatch,
+        f"postgres://app:{SECRET}@primary.internal:5432/gists",
+        "postgres://app:x@r1.internal:5433/gists, ,postgresql://app:y@r2.internal/gists,",
+    )
+    assert list(dbs) == ["default", "replica1", "replica2"]
+    assert dbs["default"]["HOST"] == "primary.internal"
+    assert dbs["default"]["PASSWORD"] == SECRET
+    assert dbs["replica1"]["PORT"] == 5433
+    assert dbs["replica2"]["HOST"] == "r2.internal"
+    assert all(db["ENGINE"] == "django.db.backends.postgresql" for db in dbs.values())
+    assert dbs["replica1"]["TEST"] == {"NAME": "test_gists"}
+    assert dbs["replica2"]["OPTIONS"]["application_name"] == "gists:replica2"
+    assert dbs["default"]["CONN_HEALTH_CHECKS"] is True
+
+
+def test_no_replicas__is_a_single_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert list(build(monkeypatch, "postgres://a:b@h/d", None)) == ["default"]
+
+
+def test_missing_primary_url__is_required_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL is required"):
+        build(monkeypatch, None, None)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (f"mysql://u:{SECRET}@h/db", "scheme"),
+        (f"postgres://u:{SECRET}@h:notaport/db", "bad port"),
+        (f"postgres://u:{SECRET}@h:99999/db", "bad port"),
+        (f"postgres://u:{SECRET}@/db", "no host"),
+        (f"postgres://u:{SECRET}@h:5432", "no database"),
+        (f"postgres://u:{SECRET}@h:5432/", "no database"),
+        ("not a url at all", "scheme"),
+        (f"postgres://u:{SECRET}@[::1/db", "malformed"),
+    ],
+)
+def test_malformed_url__names_the_variable_and_hides_the_password(url: str, reason: str) -> None:
+    with pytest.raises(ImproperlyConfigured) as caught:
+        parse_database_url("DATABASE_REPLICA_URLS (entry 2)", url)
+    message = str(caught.value)
+    assert message.startswith("DATABASE_REPLICA_URLS (entry 2) is not a valid PostgreSQL URL")
+    assert reason in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
+        ("postgres://u:p@ss:w@rd@h:5/db", "postgres://u:***@h:5/db"),
+        ("postgres://u@h/db", "postgres://u@h/db"),
+        ("postgres://h/db", "postgres://h/db"),
+    ],
+)
+def test_redact__hides_passwords_even_with_at_signs(url: str, expected: str) -> None:
+    assert redact(url) == expected
+
+
+def run_manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SECRET_KEY", "DJANGO_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_manage__malformed_url_fails_in_one_line_without_password_or_traceback() -> None:
+    proc = run_manage({"DATABASE_REPLICA_URLS": f"postgres://u:{SECRET}@h:bad/db"}, "check")
+    assert proc.returncode == 2
+    assert "DATABASE_REPLICA_URLS (entry 1) is not a valid PostgreSQL URL" in proc.stderr
+    assert SECRET not in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_production__refuses_to_start_without_a_real_secret_key() -> None:
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "DATABASE_URL": "postgres://u:p@h/db"}
+    proc = run_manage(env, "check")
+    assert proc.returncode == 2
+    assert "SECRET_KEY" in proc.stderr
+    weak = run_manage({**env, "SECRET_KEY": "django-insecure-" + "x" * 60}, "check")
+    assert weak.returncode == 2
+
+
+def test_production__refuses_to_start_without_database_url() -> None:
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "k" * 60}
+    proc = run_manage(env, "check")
+    assert proc.returncode == 2
+    assert "DATABASE_URL is required" in proc.stderr
+
+
+def test_production__starts_with_real_values() -> None:
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "k" * 60,
+        "DATABASE_URL": "postgres://u:p@h/db",
+        "ALLOWED_HOSTS": "gists.example.com",
+    }
+    proc = run_manage(env, "check", "--deploy", "--fail-level", "ERROR")
+    assert proc.returncode == 0, proc.stderr
