@@ -15,6 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql"}
 ENGINE = "django.db.backends.postgresql"
+# Replicas fall back to another node when their connection fails (dbrouting/backends/).
+REPLICA_ENGINE = "dbrouting.backends.postgresql"
 
 
 def redact(url: str) -> str:
@@ -88,6 +90,7 @@ def databases_from_env(
     for index, url in enumerate(entries, start=1):
         alias = f"replica{index}"
         databases[alias] = build(f"DATABASE_REPLICA_URLS (entry {index})", url, alias)
+        databases[alias]["ENGINE"] = REPLICA_ENGINE
         # Tests create the database on the primary only; replication brings it to the replicas,
         # which read it under the same name (see tests/conftest.py).
         databases[alias]["TEST"] = {"NAME": f"test_{databases['default']['NAME']}"}

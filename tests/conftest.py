@@ -8,13 +8,26 @@ replay position reaches the primary's (``wait_for_replicas``), never on a fixed 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connections
 from pgcluster import Cluster
 
+from dbrouting import routing_scope
+from dbrouting.health import cache
+
 REPLICATION_TIMEOUT_S = 30.0
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> float:
+    """Poll ``predicate`` until it is true; returns the seconds it took. Fails the test on timeout."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"{what} not met within {timeout:.0f} s")
+        time.sleep(0.01)
+    return time.monotonic() - start
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +75,7 @@ def django_db_setup(cluster: Cluster, django_db_blocker: pytest.FixtureDef) -> I
             connections[alias].settings_dict["NAME"] = test_name
         wait_for_replicas()
     yield
+    cache.reset()  # stop probing a database about to be dropped
     with django_db_blocker.unblock():
         for alias in connections:
             connections[alias].close()
@@ -81,3 +95,16 @@ def live_db(django_db_setup: None, django_db_blocker: pytest.FixtureDef) -> Iter
         with connections["default"].cursor() as cur:
             cur.execute(f"TRUNCATE {TABLES} CASCADE")
         wait_for_replicas()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_routing_state() -> Iterator[None]:
+    """Each test starts unpinned, as each request does."""
+    with routing_scope():
+        yield
+
+
+@pytest.fixture
+def warm_health(live_db: None) -> None:
+    """The health cache has probed every replica at least twice (so rejoin hysteresis passed)."""
+    assert cache.wait_for_rounds(3, timeout=30), "the health cache did not complete probe rounds"

@@ -8,11 +8,16 @@ from django.utils import timezone
 
 from gists.models import Gist, new_gist_id
 
+from .conftest import wait_for_replicas
+
 
 def make_gist(*, title: str = "A gist", latitude: float = 48.85, longitude: float = 2.35, **extra: object) -> Gist:
-    return Gist.objects.using("default").create(
+    """A gist written on the primary, and replicated before this returns."""
+    gist = Gist.objects.using("default").create(
         title=title, content=extra.pop("content", "Some content."), latitude=latitude, longitude=longitude, **extra
     )
+    wait_for_replicas()
+    return gist
 
 
 def make_many(points: list[tuple[float, float]], start: datetime | None = None) -> list[Gist]:
@@ -28,4 +33,6 @@ def make_many(points: list[tuple[float, float]], start: datetime | None = None) 
         )
         for i, (lat, lng) in enumerate(points)
     ]
-    return Gist.objects.using("default").bulk_create(rows)
+    made = Gist.objects.using("default").bulk_create(rows)
+    wait_for_replicas()
+    return made

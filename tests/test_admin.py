@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
+from .conftest import wait_for_replicas
 from .factories import make_gist
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -15,8 +16,10 @@ pytestmark = pytest.mark.usefixtures("live_db")
 @pytest.fixture
 def staff_client() -> Client:
     User.objects.db_manager("default").create_superuser("admin", "admin@example.com", "pw-for-tests-only")
+    wait_for_replicas()
     client = Client()
-    client.login(username="admin", password="pw-for-tests-only")
+    assert client.login(username="admin", password="pw-for-tests-only")
+    wait_for_replicas()  # the session row, which the next request reads
     return client
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from gists.models import CONTENT_MAX_LENGTH, Gist
 from gists.pagination import Cursor
 
+from .conftest import wait_for_replicas
 from .factories import make_gist, make_many
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -41,6 +42,7 @@ def test_create__answers_201_with_server_generated_url_safe_id(client: Client) -
 
 def test_create__location_header_points_at_the_detail(client: Client) -> None:
     response = client.post("/api/gists/", data=json.dumps(VALID), content_type="application/json")
+    wait_for_replicas()  # the next request may read a replica
     detail = client.get(response["Location"])
     assert detail.status_code == 200
     assert detail.json()["gist_id"] == response.json()["gist_id"]

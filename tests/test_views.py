@@ -9,6 +9,7 @@ from django.test import Client
 
 from gists.models import Gist
 
+from .conftest import wait_for_replicas
 from .factories import make_gist, make_many
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -88,6 +89,7 @@ def test_create__form_round_trip_redirects_to_the_new_gist() -> None:
     assert response.status_code == 302
     gist = Gist.objects.using("default").get()
     assert response["Location"] == f"/gists/{gist.gist_id}/"
+    wait_for_replicas()  # the next request may read a replica
     assert b"Cafe" in browser.get(response["Location"]).content
 
 

@@ -32,6 +32,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Fresh read-routing state per request: a write pins only its own request to the primary.
+    "dbrouting.middleware.RoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -60,6 +62,14 @@ TEMPLATES = [
 ]
 
 # Databases: see config/databases.py and the environment-specific modules.
+# Reads go to a usable replica, writes to the primary: see dbrouting/ and the README.
+DATABASE_ROUTERS = ["dbrouting.router.PrimaryReplicaRouter"]
+DBROUTING = {
+    "MAX_STALENESS_SECONDS": env.float("DBROUTING_MAX_STALENESS_SECONDS", default=5.0),
+    "MAX_LAG_BYTES": env.int("DBROUTING_MAX_LAG_BYTES", default=64 * 1024 * 1024),
+    "CHECK_INTERVAL_SECONDS": env.float("DBROUTING_CHECK_INTERVAL_SECONDS", default=0.5),
+    "STRATEGY": env.str("DBROUTING_STRATEGY", default="dbrouting.strategies.RoundRobin"),
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Passwords https://docs.djangoproject.com/en/5.2/topics/auth/passwords/

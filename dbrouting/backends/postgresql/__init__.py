@@ -1,0 +1,1 @@
+"""``ENGINE = "dbrouting.backends.postgresql"`` for replica aliases: see ``base.py``."""

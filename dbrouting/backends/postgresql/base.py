@@ -1,0 +1,109 @@
+"""A PostgreSQL engine for replica aliases that falls back when the replica fails.
+
+When the replica cannot be connected to, or its connection dies under a read, outside an
+atomic block on it: the replica is marked down in the health cache at once, and the same SQL
+runs on another usable replica or on the primary. The caller sees no error. Errors that are
+not about the connection (bad SQL, a cancelled query) are raised as usual.
+
+Connections to a replica use ``DBROUTING['CONNECT_TIMEOUT_SECONDS']`` and are registered so
+the health cache can cut them when it finds the replica hung (see ``dbrouting.sockets``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.db.backends.postgresql import base as postgresql
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+
+from dbrouting import sockets
+from dbrouting.conf import get_config
+from dbrouting.health import DOWN, cache
+from dbrouting.probe import describe
+from dbrouting.routing import choose_read
+
+logger = logging.getLogger("dbrouting")
+
+# SQLSTATEs that mean the server is going away: admin shutdown, crash shutdown, cannot connect now.
+_SERVER_GONE = {"57P01", "57P02", "57P03"}
+
+
+class DatabaseWrapper(postgresql.DatabaseWrapper):
+    def get_connection_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = super().get_connection_params()
+        params["connect_timeout"] = max(2, math.ceil(get_config().connect_timeout_seconds))
+        return params
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        connection = super().get_new_connection(conn_params)
+        sockets.register(self.alias, self)
+        return connection
+
+    def _cursor(self, name: str | None = None) -> Any:
+        if not self.in_atomic_block and self._known_down():
+            # Marked down since the router chose it: do not wait on it.
+            return self._fallback("marked down by the health cache")._cursor(name)
+        try:
+            return super()._cursor(name)  # type: ignore[misc]
+        except DatabaseError as exc:
+            if not self.is_connection_failure(exc):
+                raise
+            return self._fallback(describe(exc))._cursor(name)
+
+    def make_cursor(self, cursor: Any) -> CursorWrapper:
+        return FailoverCursorWrapper(cursor, self)
+
+    def make_debug_cursor(self, cursor: Any) -> CursorDebugWrapper:
+        return FailoverCursorDebugWrapper(cursor, self)
+
+    # -- failure handling --------------------------------------------------------------
+
+    def _known_down(self) -> bool:
+        health = cache.snapshot().get(self.alias)
+        return health is not None and health.state == DOWN
+
+    def is_connection_failure(self, exc: BaseException) -> bool:
+        """True when the error is about the connection and a retry elsewhere is safe."""
+        if self.in_atomic_block or not isinstance(exc, OperationalError | InterfaceError):
+            return False
+        raw = self.connection
+        if raw is None or raw.closed or getattr(raw, "broken", False):
+            return True
+        sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
+        return sqlstate.startswith("08") or sqlstate in _SERVER_GONE
+
+    def _fallback(self, reason: str) -> Any:
+        """Mark this replica down, drop its connection, and return where the read goes now."""
+        cache.mark_down(self.alias, reason)
+        with contextlib.suppress(Exception):
+            self.close()
+        alias, _ = choose_read(exclude={self.alias})
+        logger.info("read on %s failed over to %s (%s)", self.alias, alias, reason)
+        return connections[alias]
+
+
+class _Failover(CursorWrapper):
+    """Retry a read that lost its replica connection on the fallback node, same SQL."""
+
+    def execute(self, sql: Any, params: Any = None) -> Any:
+        try:
+            return super().execute(sql, params)
+        except DatabaseError as exc:
+            if not (isinstance(self.db, DatabaseWrapper) and self.db.is_connection_failure(exc)):
+                raise
+            target = self.db._fallback(describe(exc))
+            fresh = target._cursor()
+            self.cursor, self.db = fresh.cursor, fresh.db
+            return self.execute(sql, params)
+
+
+class FailoverCursorWrapper(_Failover):
+    pass
+
+
+class FailoverCursorDebugWrapper(_Failover, CursorDebugWrapper):
+    pass

@@ -1,0 +1,100 @@
+"""The router's settings: one ``DBROUTING`` dict merged over documented defaults.
+
+Read through :func:`get_config`, which caches and is cleared when ``DBROUTING`` or
+``DATABASES`` change (``override_settings`` in tests). Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    # Replica aliases to read from; None means every alias in DATABASES but PRIMARY, in order.
+    "REPLICAS": None,
+    # The alias that takes every write, and reads when no replica is usable.
+    "PRIMARY": "default",
+    # The staleness tolerance in force unless a block or view sets its own (max_staleness()).
+    "MAX_STALENESS_SECONDS": 5.0,
+    # A replica further behind the primary than this many bytes of WAL gets no reads (None: off).
+    "MAX_LAG_BYTES": 64 * 1024 * 1024,
+    # How often each process probes each replica, in the background.
+    "CHECK_INTERVAL_SECONDS": 0.5,
+    # Connect timeout of probes and of the replicas' own connections (libpq's minimum is 2).
+    "CONNECT_TIMEOUT_SECONDS": 2.0,
+    # A probe that has not answered after this long marks the replica down.
+    "PROBE_TIMEOUT_SECONDS": 1.0,
+    # How a usable replica is picked: dotted path to a class with pick(candidates) -> alias.
+    "STRATEGY": "dbrouting.strategies.RoundRobin",
+    # A replica that left rejoins after this many consecutive good probes.
+    "REJOIN_AFTER_CHECKS": 2,
+    # After a write, the rest of the request (or routing_scope) reads from the primary.
+    "PIN_AFTER_WRITE": True,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    replicas: tuple[str, ...]
+    primary: str
+    max_staleness_seconds: float
+    max_lag_bytes: int | None
+    check_interval_seconds: float
+    connect_timeout_seconds: float
+    probe_timeout_seconds: float
+    strategy: str
+    rejoin_after_checks: int
+    pin_after_write: bool
+
+
+def _number(name: str, value: Any, *, minimum: float, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ImproperlyConfigured(f"DBROUTING['{name}'] must be a number >= {minimum}, not {value!r}")
+    return value
+
+
+@functools.cache
+def get_config() -> Config:
+    """The merged, validated settings (cached)."""
+    user = getattr(settings, "DBROUTING", {}) or {}
+    if not isinstance(user, dict):
+        raise ImproperlyConfigured("DBROUTING must be a dict")
+    unknown = set(user) - set(DEFAULTS)
+    if unknown:
+        raise ImproperlyConfigured(f"DBROUTING has unknown keys: {', '.join(sorted(unknown))}")
+    merged = {**DEFAULTS, **user}
+    primary = merged["PRIMARY"]
+    replicas = merged["REPLICAS"]
+    if replicas is None:
+        replicas = [alias for alias in settings.DATABASES if alias != primary]
+    if isinstance(replicas, str) or not all(isinstance(a, str) for a in replicas):
+        raise ImproperlyConfigured("DBROUTING['REPLICAS'] must be a list of database aliases")
+    return Config(
+        replicas=tuple(replicas),
+        primary=primary,
+        max_staleness_seconds=float(_number("MAX_STALENESS_SECONDS", merged["MAX_STALENESS_SECONDS"], minimum=0)),
+        max_lag_bytes=_number("MAX_LAG_BYTES", merged["MAX_LAG_BYTES"], minimum=0, allow_none=True),
+        check_interval_seconds=float(_number("CHECK_INTERVAL_SECONDS", merged["CHECK_INTERVAL_SECONDS"], minimum=0.01)),
+        connect_timeout_seconds=float(_number("CONNECT_TIMEOUT_SECONDS", merged["CONNECT_TIMEOUT_SECONDS"], minimum=1)),
+        probe_timeout_seconds=float(_number("PROBE_TIMEOUT_SECONDS", merged["PROBE_TIMEOUT_SECONDS"], minimum=0.01)),
+        strategy=str(merged["STRATEGY"]),
+        rejoin_after_checks=int(_number("REJOIN_AFTER_CHECKS", merged["REJOIN_AFTER_CHECKS"], minimum=1)),
+        pin_after_write=bool(merged["PIN_AFTER_WRITE"]),
+    )
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("DBROUTING", "DATABASES"):
+        get_config.cache_clear()
+        from .strategies import load_strategy
+
+        load_strategy.cache_clear()

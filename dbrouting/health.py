@@ -1,0 +1,299 @@
+"""The health cache: one snapshot per replica, refreshed off the request path.
+
+A daemon thread per process (started lazily, restarted after ``fork``) probes the primary, then
+every replica in parallel, once per ``CHECK_INTERVAL_SECONDS``; requests only read the last
+snapshot from memory. A probe that has not answered within ``PROBE_TIMEOUT_SECONDS`` marks its
+replica down, and a replica whose previous probe still hangs is not probed again (single flight).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field, replace
+
+from . import probe
+from .conf import Config, get_config
+from .sockets import abort_connections
+
+logger = logging.getLogger("dbrouting")
+
+OK, DOWN, LAGGING, PROMOTED, NOT_STREAMING, REJOINING, UNKNOWN = (
+    "ok", "down", "lagging", "promoted", "not_streaming", "rejoining", "unknown",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReplicaHealth:
+    """What the cache knows of one replica. ``window_*`` are the worst of the last
+    ``REJOIN_AFTER_CHECKS`` probes: a replica leaves at one bad probe and rejoins after that
+    many good ones, whatever the tolerance asked."""
+
+    alias: str
+    state: str = UNKNOWN
+    reason: str | None = "not probed yet"
+    available: bool = False  # reachable, in recovery, receiving WAL (with hysteresis)
+    in_recovery: bool | None = None
+    receiving: bool | None = None
+    replay_lsn: int | None = None
+    receive_lsn: int | None = None
+    primary_lsn: int | None = None
+    lag_bytes: int | None = None
+    lag_seconds: float | None = None
+    window_lag_bytes: int | None = None
+    window_lag_seconds: float | None = None
+    checked_at: float | None = None  # time.time() of the last probe
+    probe_seconds: float | None = None
+    good_streak: int = 0
+
+    def usable(self, max_staleness: float, max_lag_bytes: int | None) -> bool:
+        if not self.available or self.window_lag_seconds is None or self.window_lag_seconds > max_staleness:
+            return False
+        return max_lag_bytes is None or (self.window_lag_bytes or 0) <= max_lag_bytes
+
+
+@dataclass
+class _Track:
+    """Per-replica memory between probes (private to the probing thread)."""
+
+    caught_up_at: float | None = None  # monotonic time of the primary position last replayed
+    lag_seconds: deque[float] = field(default_factory=deque)
+    lag_bytes: deque[int] = field(default_factory=deque)
+    ever_left: bool = False
+
+
+def assess(
+    previous: ReplicaHealth, track: _Track, result: probe.ReplicaProbe, primary: probe.PrimaryProbe, config: Config
+) -> ReplicaHealth:
+    """The new health of a replica from its probe and the primary's (pure but for ``track``)."""
+    now = time.time()
+    if not result.ok or not result.in_recovery:
+        track.lag_seconds.clear()
+        track.lag_bytes.clear()
+        track.ever_left = True
+        state, reason = (DOWN, result.error) if not result.ok else (PROMOTED, "not in recovery: promoted")
+        return replace(
+            ReplicaHealth(result.alias, state=state, reason=reason, in_recovery=result.in_recovery),
+            checked_at=now,
+            probe_seconds=result.duration,
+            replay_lsn=result.replay_lsn,
+        )
+    receiving = result.wal_receiver_status == "streaming"
+    replay = result.replay_lsn or 0
+    # Lag in bytes: behind the primary; with the primary unreachable, behind what was received.
+    if primary.ok and primary.lsn is not None:
+        lag_bytes = max(0, primary.lsn - replay)
+        caught_up = replay >= primary.lsn
+        if caught_up:
+            track.caught_up_at = primary.started
+    else:
+        lag_bytes = max(0, (result.receive_lsn or replay) - replay)
+        caught_up = replay >= (result.receive_lsn or replay)
+    # Lag in seconds: zero when caught up (an idle primary never makes a replica stale); else
+    # the tighter of two upper bounds on staleness: time since the last replayed commit, and
+    # time since the replica was last seen at the primary's position.
+    if caught_up:
+        lag_seconds = 0.0
+    else:
+        bounds = [b for b in (result.replay_age_seconds,) if b is not None]
+        if track.caught_up_at is not None:
+            bounds.append(time.monotonic() - track.caught_up_at)
+        lag_seconds = min(bounds) if bounds else float("inf")
+    window = max(1, config.rejoin_after_checks)
+    track.lag_seconds.append(lag_seconds)
+    track.lag_bytes.append(lag_bytes)
+    while len(track.lag_seconds) > window:
+        track.lag_seconds.popleft()
+        track.lag_bytes.popleft()
+
+    # Not receiving matters only while the primary is reachable: with the primary down nothing
+    # new commits, so a replica that replayed all it received is as fresh as can be.
+    healthy_link = receiving or not primary.ok
+    streak = previous.good_streak + 1 if healthy_link else 0
+    if not healthy_link:
+        track.ever_left = True
+    available = healthy_link and (not track.ever_left or streak >= window)
+    if available:
+        track.ever_left = False
+    worst_seconds, worst_bytes = max(track.lag_seconds), max(track.lag_bytes)
+    within = worst_seconds <= config.max_staleness_seconds and (
+        config.max_lag_bytes is None or worst_bytes <= config.max_lag_bytes
+    )
+    if not healthy_link:
+        state, reason = NOT_STREAMING, f"WAL receiver {result.wal_receiver_status or 'not running'}"
+    elif not available:
+        state, reason = REJOINING, f"{streak}/{window} good probes"
+    elif not within:
+        state, reason = LAGGING, f"lag {worst_seconds:.2f} s / {worst_bytes} bytes over the tolerance"
+    else:
+        state, reason = OK, None
+    return ReplicaHealth(
+        alias=result.alias,
+        state=state,
+        reason=reason,
+        available=available,
+        in_recovery=True,
+        receiving=receiving,
+        replay_lsn=result.replay_lsn,
+        receive_lsn=result.receive_lsn,
+        primary_lsn=primary.lsn if primary.ok else None,
+        lag_bytes=lag_bytes,
+        lag_seconds=lag_seconds,
+        window_lag_bytes=worst_bytes,
+        window_lag_seconds=worst_seconds,
+        checked_at=now,
+        probe_seconds=result.duration,
+        good_streak=streak,
+    )
+
+
+class HealthCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._round_done = threading.Condition(self._lock)
+        self._snapshot: Mapping[str, ReplicaHealth] = {}
+        self._tracks: dict[str, _Track] = {}
+        self._inflight: dict[str, Future[probe.ReplicaProbe]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pid = os.getpid()
+        self.rounds = 0
+        self.primary: probe.PrimaryProbe | None = None
+
+    # -- reading (request path: memory only) ----------------------------------------
+
+    def snapshot(self) -> Mapping[str, ReplicaHealth]:
+        self._ensure_running()
+        return self._snapshot
+
+    def mark_down(self, alias: str, reason: str) -> None:
+        """A request saw ``alias`` fail: stop routing to it now, before the next probe."""
+        with self._lock:
+            current = self._snapshot.get(alias, ReplicaHealth(alias))
+            if current.state != DOWN:
+                logger.warning("replica %s is down (%s): reads go elsewhere", alias, reason)
+            self._snapshot = {**self._snapshot, alias: ReplicaHealth(alias, state=DOWN, reason=reason)}
+            self._tracks.setdefault(alias, _Track()).ever_left = True
+
+    # -- probing (background thread) -----------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        if self._pid != os.getpid():  # a forked child: the parent's threads did not follow it
+            self._after_fork()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="dbrouting-health", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.refresh()
+            except Exception:  # never let the prober die: log and carry on
+                logger.exception("dbrouting: health probe round failed")
+            interval = get_config().check_interval_seconds
+            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def refresh(self) -> Mapping[str, ReplicaHealth]:
+        """Probe the primary, then every replica in parallel; publish the new snapshot."""
+        config = get_config()
+        timeout = config.probe_timeout_seconds
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(config.replicas) + 2, thread_name_prefix="dbrouting-probe")
+        primary_future = self._pool.submit(probe.probe_primary, config.primary, config.connect_timeout_seconds, timeout)
+        done, _ = wait_futures([primary_future], timeout=timeout)
+        started = time.monotonic()
+        primary = (
+            primary_future.result()
+            if done
+            else probe.PrimaryProbe(config.primary, ok=False, duration=timeout, started=started, error="timed out")
+        )
+        self.primary = primary
+        for alias in config.replicas:
+            if alias not in self._inflight or self._inflight[alias].done():
+                self._inflight[alias] = self._pool.submit(
+                    probe.probe_replica, alias, config.connect_timeout_seconds, timeout
+                )
+        wait_futures([self._inflight[a] for a in config.replicas], timeout=timeout)
+        results = {}
+        for alias in config.replicas:
+            future = self._inflight[alias]
+            if future.done():
+                results[alias] = future.result()
+            else:
+                results[alias] = probe.ReplicaProbe(alias, ok=False, duration=timeout, error="probe timed out")
+        with self._lock:
+            snapshot = {}
+            for alias, result in results.items():
+                previous = self._snapshot.get(alias, ReplicaHealth(alias))
+                health = assess(previous, self._tracks.setdefault(alias, _Track()), result, primary, config)
+                _log_transition(previous, health)
+                snapshot[alias] = health
+            self._snapshot = snapshot
+            self.rounds += 1
+            self._round_done.notify_all()
+        for alias, health in snapshot.items():
+            if health.state == DOWN:
+                abort_connections(alias)  # queries stuck on a hung replica fail over now
+        return snapshot
+
+    def wait_for_rounds(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Block until ``count`` more probe rounds have completed (for tests and tools)."""
+        self._ensure_running()
+        with self._lock:
+            target = self.rounds + count
+            return self._round_done.wait_for(lambda: self.rounds >= target, timeout=timeout)
+
+    def reset(self) -> None:
+        """Stop probing and forget everything (tests, settings changes)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        with self._lock:
+            self._thread = None
+            self._snapshot = {}
+            self._tracks = {}
+            self._inflight = {}
+            self.primary = None
+
+    def _after_fork(self) -> None:
+        self._pid = os.getpid()
+        self._thread = None
+        self._pool = None
+        self._inflight = {}
+        self._snapshot = {}
+        self._tracks = {}
+        self._lock = threading.Lock()
+        self._round_done = threading.Condition(self._lock)
+
+
+def _log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
+    if previous.state == current.state:
+        return
+    if current.state == OK:
+        logger.info("replica %s is usable again", current.alias)
+    elif current.state == PROMOTED:
+        logger.error("replica %s is no longer in recovery (promoted?): no reads go to it", current.alias)
+    elif current.state in (DOWN, LAGGING, NOT_STREAMING):
+        logger.warning("replica %s is %s (%s): no reads go to it", current.alias, current.state, current.reason)
+
+
+cache = HealthCache()
+os.register_at_fork(after_in_child=lambda: cache._after_fork())
+
+
+def replica_health() -> Mapping[str, ReplicaHealth]:
+    """The health cache's current view of every replica, from memory."""
+    return cache.snapshot()

@@ -1,0 +1,118 @@
+"""The SQL that measures a node, on a connection of its own with short timeouts.
+
+A probe never uses Django's connections: it opens one, asks, and closes it, so a slow or hung
+server costs the probing thread a bounded wait and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from django.db import connections
+
+REPLICA_SQL = """
+SELECT pg_is_in_recovery(),
+       pg_last_wal_receive_lsn()::text,
+       pg_last_wal_replay_lsn()::text,
+       extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8,
+       (SELECT status FROM pg_stat_wal_receiver LIMIT 1)
+"""
+
+PRIMARY_SQL = """
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END
+"""
+
+# Keys Django adds for its own connections that are not libpq parameters.
+_DJANGO_ONLY = ("context", "cursor_factory", "prepare_threshold")
+
+
+@dataclass(frozen=True)
+class ReplicaProbe:
+    alias: str
+    ok: bool
+    duration: float
+    error: str | None = None
+    in_recovery: bool | None = None
+    receive_lsn: int | None = None
+    replay_lsn: int | None = None
+    replay_age_seconds: float | None = None  # clock time since the last replayed commit
+    wal_receiver_status: str | None = None
+
+
+@dataclass(frozen=True)
+class PrimaryProbe:
+    alias: str
+    ok: bool
+    duration: float
+    started: float  # time.monotonic() before asking: the position is at least this recent
+    error: str | None = None
+    lsn: int | None = None
+
+
+def parse_lsn(text: str | None) -> int | None:
+    """'16/B374D848' -> the byte position as an integer."""
+    if text is None:
+        return None
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def connection_params(alias: str, connect_timeout: float, statement_timeout: float) -> dict[str, Any]:
+    params = connections[alias].get_connection_params()
+    for key in _DJANGO_ONLY:
+        params.pop(key, None)
+    params["connect_timeout"] = max(2, math.ceil(connect_timeout))
+    params["application_name"] = "dbrouting-probe"
+    timeout_ms = max(1, int(statement_timeout * 1000))
+    params["options"] = f"{params.get('options', '')} -c statement_timeout={timeout_ms}".strip()
+    return params
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for logs and status pages; libpq messages carry no password."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _query(alias: str, sql: str, connect_timeout: float, statement_timeout: float) -> tuple[Any, ...]:
+    params = connection_params(alias, connect_timeout, statement_timeout)
+    with psycopg.connect(autocommit=True, **params) as conn:
+        row = conn.execute(sql).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def probe_replica(alias: str, connect_timeout: float, statement_timeout: float) -> ReplicaProbe:
+    start = time.monotonic()
+    try:
+        in_recovery, receive, replay, age, status = _query(alias, REPLICA_SQL, connect_timeout, statement_timeout)
+    except Exception as exc:  # any failure means "not usable"; the reason is kept for the status page
+        return ReplicaProbe(alias, ok=False, duration=time.monotonic() - start, error=describe(exc))
+    return ReplicaProbe(
+        alias,
+        ok=True,
+        duration=time.monotonic() - start,
+        in_recovery=bool(in_recovery),
+        receive_lsn=parse_lsn(receive),
+        replay_lsn=parse_lsn(replay),
+        replay_age_seconds=None if age is None else max(0.0, float(age)),
+        wal_receiver_status=status,
+    )
+
+
+def probe_primary(alias: str, connect_timeout: float, statement_timeout: float) -> PrimaryProbe:
+    start = time.monotonic()
+    try:
+        in_recovery, lsn = _query(alias, PRIMARY_SQL, connect_timeout, statement_timeout)
+    except Exception as exc:
+        return PrimaryProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
+    if in_recovery:
+        return PrimaryProbe(
+            alias, ok=False, duration=time.monotonic() - start, started=start, error="the primary is in recovery"
+        )
+    return PrimaryProbe(alias, ok=True, duration=time.monotonic() - start, started=start, lsn=parse_lsn(lsn))

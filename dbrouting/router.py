@@ -1,0 +1,31 @@
+"""``DATABASE_ROUTERS = ["dbrouting.router.PrimaryReplicaRouter"]``: decisions only, no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conf import get_config
+from .routing import choose_read, note_write
+
+
+class PrimaryReplicaRouter:
+    """Writes and migrations on the primary; reads on a usable replica, else the primary."""
+
+    def db_for_read(self, model: type[Any], **hints: Any) -> str:
+        return choose_read()[0]
+
+    def db_for_write(self, model: type[Any], **hints: Any) -> str:
+        return note_write()
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool | None:
+        config = get_config()
+        ours = {config.primary, *config.replicas}
+        # Same data on every node: objects read anywhere may be related.
+        if obj1._state.db in ours and obj2._state.db in ours:
+            return True
+        return None
+
+    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any) -> bool | None:
+        if db in get_config().replicas:
+            return False  # replicas get their schema by replication
+        return None
