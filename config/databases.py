@@ -86,6 +86,8 @@ def databases_from_env(
         return config
 
     databases = {"default": build("DATABASE_URL", primary_url, "default")}
+    test_name = f"test_{databases['default']['NAME']}"
+    databases["default"]["TEST"] = {"NAME": test_name}
     entries = [u.strip() for u in replica_urls.split(",") if u.strip()]
     for index, url in enumerate(entries, start=1):
         alias = f"replica{index}"
@@ -93,7 +95,7 @@ def databases_from_env(
         databases[alias]["ENGINE"] = REPLICA_ENGINE
         # Tests create the database on the primary only; replication brings it to the replicas,
         # which read it under the same name (see tests/conftest.py).
-        databases[alias]["TEST"] = {"NAME": f"test_{databases['default']['NAME']}"}
+        databases[alias]["TEST"] = {"NAME": test_name}
     return databases
 
 

@@ -283,7 +283,8 @@ def _log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
     if previous.state == current.state:
         return
     if current.state == OK:
-        logger.info("replica %s is usable again", current.alias)
+        again = "" if previous.state == UNKNOWN else " again"
+        logger.info("replica %s is usable%s", current.alias, again)
     elif current.state == PROMOTED:
         logger.error("replica %s is no longer in recovery (promoted?): no reads go to it", current.alias)
     elif current.state in (DOWN, LAGGING, NOT_STREAMING):

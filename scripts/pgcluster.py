@@ -292,6 +292,22 @@ class Cluster:
             while self.is_running(node) and time.monotonic() < deadline:
                 time.sleep(0.01)
 
+    def promote(self, name: str) -> None:
+        """Turn a replica into a primary of its own (pg_ctl promote), as a failover would."""
+        node = self.node(name)
+        self._run([str(bin_dir() / "pg_ctl"), "-D", str(node.data_dir), "-w", "-t", "90", "promote"])
+
+    def rebuild(self, name: str, log: bool = False) -> None:
+        """Replace a replica by a fresh pg_basebackup of the primary, and start it."""
+        node = self.node(name)
+        if node.is_primary:
+            raise ClusterError("only a replica can be rebuilt")
+        if self.is_running(node):
+            self.stop(name, mode="immediate")
+        self._say(log, f"rebuilding {name} with pg_basebackup -R")
+        self._create_replica(node)
+        self.start(name, log=log)
+
     def down(self, log: bool = True) -> None:
         for node in reversed(self.nodes):
             if self.exists(node):
@@ -369,7 +385,7 @@ class Cluster:
             f"WHERE slot_name = '{slot}' AND NOT active",
         )
         if node.data_dir.exists():
-            shutil.rmtree(node.data_dir)
+            self._run(["rm", "-rf", str(node.data_dir)])
         conninfo = (
             f"host=127.0.0.1 port={primary.port} user={REPLICATION_USER} "
             f"password={REPLICATION_PASSWORD} application_name={node.name}"

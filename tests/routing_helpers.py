@@ -1,0 +1,80 @@
+"""Helpers to see, on the server side, which node served a read, and to fault nodes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from django.db import connections
+from django.db.models.expressions import RawSQL
+from pgcluster import Cluster
+
+from gists.models import Gist
+
+PRIMARY_PORT = 54320
+
+
+def ports() -> dict[str, int]:
+    return {alias: int(connections[alias].settings_dict["PORT"]) for alias in connections}
+
+
+def served_by() -> str:
+    """Read one gist through the router; the alias whose server answered (from its own port)."""
+    port = (
+        Gist.objects.annotate(node_port=RawSQL("current_setting('port')::int", ()))
+        .values_list("node_port", flat=True)
+        .first()
+    )
+    assert port is not None, "served_by() needs at least one gist"
+    return {p: a for a, p in ports().items()}[port]
+
+
+def pause_replay(cluster: Cluster, alias: str) -> None:
+    cluster.psql(cluster.node(alias), "SELECT pg_wal_replay_pause()")
+
+
+def resume_replay(cluster: Cluster, alias: str) -> None:
+    cluster.psql(cluster.node(alias), "SELECT pg_wal_replay_resume()")
+
+
+@dataclass
+class ReadLoop:
+    """Reads through the router in a thread of its own until stopped, recording each outcome."""
+
+    served: list[tuple[float, str]] = field(default_factory=list)
+    errors: list[tuple[float, str]] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ReadLoop:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from dbrouting import routing_scope
+
+        try:
+            with routing_scope():
+                while not self._stop.is_set():
+                    start = time.monotonic()
+                    try:
+                        alias = served_by()
+                        self.served.append((time.monotonic(), alias))
+                    except Exception as exc:
+                        self.errors.append((time.monotonic(), f"{type(exc).__name__}: {exc}"))
+                    self.latencies.append(time.monotonic() - start)
+                    time.sleep(0.002)
+        finally:
+            for alias in connections:
+                connections[alias].close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=60)
+
+    def served_since(self, moment: float) -> set[str]:
+        return {alias for t, alias in self.served if t >= moment}

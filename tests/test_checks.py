@@ -1,0 +1,100 @@
+"""System checks for misconfiguration, and the settings object."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from django.conf import settings
+from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from dbrouting.conf import get_config
+
+pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+
+
+def ids() -> set[str]:
+    return {m.id for m in run_checks() if m.id and m.id.startswith("dbrouting.")}
+
+
+def databases(**changes: dict) -> dict:
+    dbs = copy.deepcopy(settings.DATABASES)
+    for alias, change in changes.items():
+        dbs.setdefault(alias, {}).update(change)
+    return dbs
+
+
+def test_checks__pass_on_the_project_settings() -> None:
+    assert ids() == set()
+
+
+@override_settings(DATABASE_ROUTERS=[])
+def test_checks__router_missing() -> None:
+    assert "dbrouting.E001" in ids()
+
+
+@override_settings(DBROUTING={"REPLICAS": ["replica1", "replcia2"]})
+def test_checks__replica_alias_typo() -> None:
+    messages = [m for m in run_checks() if m.id == "dbrouting.E002"]
+    assert len(messages) == 1
+    assert "replcia2" in messages[0].msg
+    assert "replica2" in messages[0].hint
+
+
+def test_checks__replica_not_postgresql() -> None:
+    with override_settings(DATABASES=databases(replica2={"ENGINE": "django.db.backends.sqlite3"})):
+        assert "dbrouting.E003" in ids()
+
+
+def test_checks__replica_that_is_the_primary() -> None:
+    primary = settings.DATABASES["default"]
+    same = {"HOST": primary["HOST"], "PORT": primary["PORT"], "NAME": primary["NAME"]}
+    with override_settings(DATABASES=databases(replica1=same)):
+        assert "dbrouting.E004" in ids()
+    with override_settings(DBROUTING={"REPLICAS": ["default", "replica1"]}):
+        assert "dbrouting.E004" in ids()
+
+
+def test_checks__replica_without_the_failover_engine() -> None:
+    with override_settings(DATABASES=databases(replica1={"ENGINE": "django.db.backends.postgresql"})):
+        assert ids() == {"dbrouting.W001"}
+
+
+def test_checks__test_settings_that_would_mirror_the_primary() -> None:
+    with override_settings(DATABASES=databases(replica1={"TEST": {"MIRROR": "default"}})):
+        assert "dbrouting.W002" in ids()
+    with override_settings(DATABASES=databases(replica2={"TEST": {"NAME": "test_other"}})):
+        assert "dbrouting.W003" in ids()
+
+
+@override_settings(DBROUTING={"STRATEGY": "dbrouting.strategies.Nope"})
+def test_checks__strategy_that_cannot_be_imported() -> None:
+    assert "dbrouting.E006" in ids()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"MAX_STALENESS_SECONDS": -1}, "MAX_STALENESS_SECONDS"),
+        ({"CHECK_INTERVAL_SECONDS": "fast"}, "CHECK_INTERVAL_SECONDS"),
+        ({"REPLICAS": "replica1"}, "REPLICAS"),
+        ({"MAX_STALENESS": 5}, "unknown keys: MAX_STALENESS"),
+    ],
+)
+def test_config__rejects_bad_values_clearly(value: dict, message: str) -> None:
+    with override_settings(DBROUTING=value):
+        with pytest.raises(ImproperlyConfigured, match=message):
+            get_config()
+        assert "dbrouting.E007" in ids()
+
+
+def test_config__defaults_and_override_settings() -> None:
+    config = get_config()
+    assert config.replicas == ("replica1", "replica2")
+    assert config.primary == "default"
+    with override_settings(DBROUTING={"MAX_STALENESS_SECONDS": 30}):
+        assert get_config().max_staleness_seconds == 30.0
+        assert get_config().check_interval_seconds == 0.5
+    assert get_config().check_interval_seconds == 0.2  # the test settings again

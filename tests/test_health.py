@@ -1,0 +1,110 @@
+"""The health assessment, probe by probe (no database: probes are given)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dbrouting.conf import Config
+from dbrouting.health import ReplicaHealth, _Track, assess
+from dbrouting.probe import PrimaryProbe, ReplicaProbe, parse_lsn
+
+CONFIG = Config(
+    replicas=("r",), primary="default", max_staleness_seconds=5.0, max_lag_bytes=1000,
+    check_interval_seconds=0.5, connect_timeout_seconds=2, probe_timeout_seconds=1,
+    strategy="dbrouting.strategies.RoundRobin", rejoin_after_checks=2, pin_after_write=True,
+)  # fmt: skip
+
+
+def primary(lsn: int | None = 1000, ok: bool = True) -> PrimaryProbe:
+    return PrimaryProbe("default", ok=ok, duration=0.001, started=time.monotonic(), lsn=lsn if ok else None)
+
+
+def replica(replay: int = 1000, receive: int | None = None, age: float | None = 3600.0, **kw: object) -> ReplicaProbe:
+    fields = {"ok": True, "in_recovery": True, "wal_receiver_status": "streaming", **kw}
+    return ReplicaProbe(
+        "r", duration=0.001, receive_lsn=receive if receive is not None else replay, replay_lsn=replay,
+        replay_age_seconds=age, **fields,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def run(probes: list[tuple[ReplicaProbe, PrimaryProbe]], config: Config = CONFIG) -> list[ReplicaHealth]:
+    track, health, out = _Track(), ReplicaHealth("r"), []
+    for result, prim in probes:
+        health = assess(health, track, result, prim, config)
+        out.append(health)
+    return out
+
+
+def test_parse_lsn() -> None:
+    assert parse_lsn("0/0") == 0
+    assert parse_lsn("16/B374D848") == (0x16 << 32) + 0xB374D848
+    assert parse_lsn(None) is None
+
+
+def test_idle_primary__a_caught_up_replica_has_zero_lag_however_old_its_last_replay() -> None:
+    [health] = run([(replica(replay=1000, age=86_400.0), primary(lsn=1000))])
+    assert health.lag_seconds == 0.0
+    assert health.lag_bytes == 0
+    assert health.state == "ok"
+    assert health.usable(0.0, None)
+
+
+def test_behind__lag_is_the_tighter_of_replay_age_and_time_since_caught_up() -> None:
+    results = run([(replica(replay=1000), primary(lsn=1000)), (replica(replay=1000, age=9.0), primary(lsn=5000))])
+    behind = results[-1]
+    assert behind.lag_bytes == 4000
+    # Caught up a moment ago at the previous probe: far less than the 9 s replay age.
+    assert behind.lag_seconds is not None
+    assert behind.lag_seconds < 1.0
+    assert behind.state == "lagging"  # 4000 bytes > MAX_LAG_BYTES 1000
+
+
+def test_behind_with_no_history__uses_the_replay_age() -> None:
+    [health] = run([(replica(replay=1000, age=7.5), primary(lsn=1200))])
+    assert health.lag_seconds == 7.5
+    assert health.state == "lagging"
+    assert not health.usable(5.0, None)
+    assert health.usable(10.0, None)
+
+
+def test_hysteresis__leaves_at_the_first_bad_probe_and_rejoins_after_two_good_ones() -> None:
+    good = (replica(), primary())
+    bad = (replica(ok=False, error="connection refused", in_recovery=None), primary())
+    states = [h.available for h in run([good, bad, good, good, good])]
+    assert states == [True, False, False, True, True]
+
+
+def test_hysteresis__lag_window_keeps_a_replica_out_for_two_probes_after_catching_up() -> None:
+    lagging = (replica(replay=1000, age=60.0), primary(lsn=2000))
+    caught_up = (replica(replay=2000), primary(lsn=2000))
+    usable = [h.usable(5.0, None) for h in run([lagging, caught_up, caught_up, caught_up])]
+    assert usable == [False, False, True, True]
+
+
+def test_promoted_replica__is_not_usable() -> None:
+    [health] = run([(replica(in_recovery=False), primary())])
+    assert health.state == "promoted"
+    assert not health.usable(1e9, None)
+
+
+def test_not_streaming__is_not_usable_while_the_primary_is_reachable() -> None:
+    [health] = run([(replica(wal_receiver_status=None), primary())])
+    assert health.state == "not_streaming"
+    assert not health.usable(1e9, None)
+
+
+def test_primary_down__a_replica_that_replayed_all_it_received_stays_usable() -> None:
+    # Nothing new can commit while the primary is down: the replica is as fresh as can be.
+    [health] = run([(replica(replay=3000, receive=3000, wal_receiver_status=None), primary(ok=False))])
+    assert health.state == "ok"
+    assert health.lag_seconds == 0.0
+    assert health.usable(0.0, None)
+
+
+@pytest.mark.parametrize("max_lag_bytes", [None, 10_000])
+def test_max_lag_bytes__limits_only_when_set(max_lag_bytes: int | None) -> None:
+    [health] = run([(replica(replay=1000, age=0.1), primary(lsn=6000))])
+    assert health.usable(5.0, max_lag_bytes)
+    assert not health.usable(5.0, 100)

@@ -1,0 +1,112 @@
+"""The health cache's promises: off the request path, one probe per replica per interval,
+safe across fork; and reads made while migrations run go to the primary."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+
+import pytest
+from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
+
+from dbrouting import probe, replica_health
+from dbrouting.conf import get_config
+from dbrouting.health import cache
+from dbrouting.router import PrimaryReplicaRouter
+from dbrouting.routing import choose_read
+from gists.models import Gist
+
+pytestmark = pytest.mark.usefixtures("warm_health")
+
+
+def test_probes__at_most_one_per_replica_per_interval_whatever_the_read_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[float, str]] = []
+    real = probe.probe_replica
+
+    def counting(alias: str, *args: object) -> probe.ReplicaProbe:
+        calls.append((time.monotonic(), alias))
+        return real(alias, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(probe, "probe_replica", counting)
+    router = PrimaryReplicaRouter()
+    start = time.monotonic()
+    reads = 0
+    while time.monotonic() - start < 2.0:
+        router.db_for_read(Gist)
+        reads += 1
+    elapsed = time.monotonic() - start
+    interval = get_config().check_interval_seconds
+    for alias in ("replica1", "replica2"):
+        count = sum(1 for t, a in calls if a == alias and start <= t)
+        assert 1 <= count <= elapsed / interval + 1, (alias, count)
+    assert reads > 10_000  # decisions are memory lookups: no probe on the request path
+
+
+def test_router__never_waits_on_a_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = threading.Event()
+    real = probe.probe_replica
+
+    def slow(alias: str, *args: object) -> probe.ReplicaProbe:
+        gate.wait(5)
+        return real(alias, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(probe, "probe_replica", slow)
+    try:
+        start = time.monotonic()
+        for _ in range(1000):
+            choose_read()
+        assert time.monotonic() - start < 0.5
+    finally:
+        gate.set()
+
+
+def _child(conn: multiprocessing.connection.Connection) -> None:
+    try:
+        parent_rounds = cache.rounds
+        ok = cache.wait_for_rounds(2, timeout=15)
+        states = sorted(h.state for h in replica_health().values())
+        conn.send((ok, states, parent_rounds, cache.rounds, threading.active_count()))
+    finally:
+        conn.close()
+        os._exit(0)
+
+
+def test_fork__the_child_probes_with_a_thread_of_its_own() -> None:
+    assert cache.rounds > 0
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(sender,))
+    child.start()
+    ok, states, _rounds_at_fork, child_rounds, _ = receiver.recv()
+    child.join(timeout=20)
+    assert ok
+    assert states == ["ok", "ok"]
+    assert child_rounds >= 2
+
+
+def test_migrations__reads_go_to_the_primary_while_they_run() -> None:
+    assert choose_read()[1] == "replica"
+    emit_pre_migrate_signal(verbosity=0, interactive=False, db="default")
+    try:
+        assert choose_read() == ("default", "forced")
+    finally:
+        emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    assert choose_read()[1] == "replica"
+
+
+def test_migrations__never_run_on_replicas() -> None:
+    router = PrimaryReplicaRouter()
+    assert router.allow_migrate("replica1", "gists") is False
+    assert router.allow_migrate("default", "gists") is None
+
+
+def test_relations__across_primary_and_replicas_are_allowed() -> None:
+    a, b = Gist(), Gist()
+    a._state.db, b._state.db = "default", "replica2"
+    assert PrimaryReplicaRouter().allow_relation(a, b) is True
+    b._state.db = "elsewhere"
+    assert PrimaryReplicaRouter().allow_relation(a, b) is None

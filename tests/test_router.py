@@ -1,0 +1,224 @@
+"""Routing against the real cluster: which node serves each read, as the server reports it."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from django.db import connections, transaction
+from django.test import override_settings
+from pgcluster import Cluster
+
+from dbrouting import max_staleness, replica_health, use_primary
+from dbrouting.health import cache
+from gists.models import Gist
+
+from .conftest import wait_for_replicas, wait_until
+from .factories import make_gist
+from .routing_helpers import ReadLoop, pause_replay, resume_replay, served_by
+
+pytestmark = pytest.mark.usefixtures("warm_health")
+
+TIGHT = {"CHECK_INTERVAL_SECONDS": 0.2, "MAX_STALENESS_SECONDS": 1.0}
+
+
+@pytest.fixture(autouse=True)
+def one_gist(warm_health: None) -> Gist:
+    return make_gist(title="routing")
+
+
+def usable(alias: str) -> bool:
+    health = replica_health().get(alias)
+    return health is not None and health.state == "ok"
+
+
+@pytest.fixture
+def replay_control(cluster: Cluster) -> Iterator[Cluster]:
+    """Resume replay on every replica after the test, whatever happened."""
+    yield cluster
+    for alias in ("replica1", "replica2"):
+        if cluster.is_running(cluster.node(alias)):
+            resume_replay(cluster, alias)
+    wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas usable again")
+
+
+def test_reads__go_to_both_replicas_and_writes_to_the_primary() -> None:
+    served = Counter(served_by() for _ in range(20))
+    assert set(served) == {"replica1", "replica2"}
+    assert served["replica1"] == served["replica2"] == 10  # round-robin
+    gist = Gist.objects.create(title="routed write", content="c", latitude=1, longitude=1)
+    assert gist._state.db == "default"
+    assert Gist.objects.using("default").filter(pk=gist.pk).exists()
+
+
+def test_reads__after_a_write_are_pinned_to_the_primary_for_the_rest_of_the_scope() -> None:
+    assert served_by().startswith("replica")
+    Gist.objects.create(title="pin me", content="c", latitude=1, longitude=1)
+    assert {served_by() for _ in range(5)} == {"default"}
+
+
+def test_reads__in_atomic_blocks_at_any_depth_go_to_the_primary() -> None:
+    with transaction.atomic():
+        assert served_by() == "default"
+        with transaction.atomic():
+            assert served_by() == "default"
+    assert served_by().startswith("replica")
+
+
+def test_select_for_update__runs_on_the_primary() -> None:
+    with transaction.atomic():
+        row = Gist.objects.select_for_update().first()
+        assert row is not None
+        assert row._state.db == "default"
+
+
+def test_use_primary__nests_and_restores() -> None:
+    with use_primary():
+        assert served_by() == "default"
+        with use_primary():
+            assert served_by() == "default"
+        assert served_by() == "default"
+    assert served_by().startswith("replica")
+
+    @use_primary()
+    def view() -> str:
+        return served_by()
+
+    assert view() == "default"
+    assert served_by().startswith("replica")
+
+
+def test_max_staleness__validates_its_argument() -> None:
+    for bad in (-1, float("nan"), "5", None, True):
+        with pytest.raises(ValueError, match="max_staleness"):
+            max_staleness(bad)  # type: ignore[arg-type]
+
+
+@override_settings(DBROUTING=TIGHT)
+def test_paused_replica__leaves_once_its_lag_passes_the_tolerance_and_rejoins(replay_control: Cluster) -> None:
+    wait_until(lambda: usable("replica1") and usable("replica2"))
+    pause_replay(replay_control, "replica1")
+    make_gist_on_primary()
+    written = time.monotonic()
+    wait_until(lambda: replica_health()["replica1"].state == "lagging", what="replica1 lagging")
+    excluded_after = time.monotonic() - written
+    # It left within one check interval (and a probe) of passing the 1 s tolerance; up to one
+    # interval early, since staleness is counted from the last probe that saw it caught up.
+    assert 1.0 - 0.2 - 0.05 <= excluded_after < 1.0 + 0.2 + 1.0, excluded_after
+    assert {served_by() for _ in range(10)} == {"replica2"}
+    # A looser tolerance for one block still uses it; a tighter one does not change replica2.
+    with max_staleness(3600):
+        assert "replica1" in {served_by() for _ in range(10)}
+    resume_replay(replay_control, "replica1")
+    wait_until(lambda: usable("replica1"), what="replica1 rejoined")
+    assert set(served_by() for _ in range(10)) == {"replica1", "replica2"}
+
+
+@override_settings(DBROUTING=TIGHT)
+def test_both_paused__reads_go_to_the_primary(replay_control: Cluster) -> None:
+    pause_replay(replay_control, "replica1")
+    pause_replay(replay_control, "replica2")
+    make_gist_on_primary()
+    wait_until(lambda: not usable("replica1") and not usable("replica2"))
+    assert {served_by() for _ in range(5)} == {"default"}
+    with max_staleness(0):
+        assert served_by() == "default"
+
+
+@override_settings(DBROUTING=TIGHT)
+def test_idle_cluster__replicas_stay_usable_longer_than_the_tolerance() -> None:
+    wait_for_replicas()
+    start = time.monotonic()
+    # Three tolerances with no write at all: replay timestamps age, lag must not.
+    while time.monotonic() - start < 3.0:
+        assert usable("replica1")
+        assert usable("replica2")
+        time.sleep(0.1)
+    assert replica_health()["replica1"].lag_seconds == 0.0
+
+
+def test_max_staleness__zero_still_reads_a_caught_up_replica() -> None:
+    wait_for_replicas()
+    cache.wait_for_rounds(2)
+    with max_staleness(0):
+        assert served_by().startswith("replica")
+
+
+@pytest.mark.cluster
+def test_stopped_replica__reads_fail_over_with_zero_errors_and_it_rejoins(cluster: Cluster) -> None:
+    loop = ReadLoop().start()
+    wait_until(lambda: loop.served_since(0) >= {"replica1", "replica2"}, what="both replicas serving")
+    try:
+        cluster.stop("replica1", mode="immediate")
+        stopped = time.monotonic()
+        wait_until(lambda: replica_health()["replica1"].state == "down", what="replica1 marked down")
+        time.sleep(0.5)  # keep reading while it is down
+        assert "replica1" not in loop.served_since(time.monotonic() - 0.4)
+        cluster.start("replica1")
+        restarted = time.monotonic()
+        wait_until(lambda: usable("replica1"), what="replica1 readmitted")
+        wait_until(lambda: "replica1" in loop.served_since(restarted), what="reads on replica1 again")
+    finally:
+        loop.stop()
+    assert loop.errors == []
+    assert len([t for t, _ in loop.served if t > stopped]) > 10
+
+
+@pytest.mark.cluster
+def test_hung_replica__bounded_latency_and_zero_errors(cluster: Cluster) -> None:
+    loop = ReadLoop().start()
+    wait_until(lambda: loop.served_since(0) >= {"replica1", "replica2"}, what="both replicas serving")
+    try:
+        cluster.signal("replica1", signal.SIGSTOP)
+        hung = time.monotonic()
+        wait_until(lambda: replica_health()["replica1"].state == "down", what="replica1 marked down")
+        wait_until(lambda: len([t for t, _ in loop.served if t > hung + 1]) > 20, what="reads continue")
+    finally:
+        cluster.signal("replica1", signal.SIGCONT)
+        loop.stop()
+    assert loop.errors == []
+    # One read at most waits for detection (probe interval + probe timeout) or a connect timeout.
+    assert max(loop.latencies) < 3.5, max(loop.latencies)
+    wait_until(lambda: usable("replica1"), what="replica1 back after SIGCONT")
+
+
+def make_gist_on_primary() -> None:
+    Gist.objects.using("default").create(title="advance WAL", content="c", latitude=0, longitude=0)
+
+
+def test_health__reports_lag_and_positions_for_each_replica() -> None:
+    health = replica_health()
+    assert set(health) == {"replica1", "replica2"}
+    for h in health.values():
+        assert h.state == "ok"
+        assert h.in_recovery is True
+        assert h.receiving is True
+        assert h.replay_lsn is not None
+        assert h.replay_lsn > 0
+        assert h.lag_bytes is not None
+        assert h.lag_bytes >= 0
+        assert h.checked_at is not None
+
+
+def test_probe_connections__are_separate_from_django_connections() -> None:
+    served_by()
+    with connections["default"].cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbrouting-probe'")
+        (count,) = cur.fetchone()
+    assert count <= 1  # short-lived: at most the one probing the primary right now
+
+
+@pytest.mark.cluster
+def test_promoted_replica__gets_no_reads_then_rejoins_once_rebuilt(cluster: Cluster) -> None:
+    try:
+        cluster.promote("replica2")
+        wait_until(lambda: replica_health()["replica2"].state == "promoted", what="replica2 seen as promoted")
+        assert {served_by() for _ in range(6)} == {"replica1"}
+    finally:
+        cluster.rebuild("replica2")
+    wait_for_replicas(["replica2"])
+    wait_until(lambda: usable("replica2"), what="rebuilt replica2 usable")
+    assert {served_by() for _ in range(6)} == {"replica1", "replica2"}
