@@ -12,8 +12,6 @@ from pgcluster import Cluster
 
 from gists.models import Gist
 
-PRIMARY_PORT = 54320
-
 
 def ports() -> dict[str, int]:
     return {alias: int(connections[alias].settings_dict["PORT"]) for alias in connections}

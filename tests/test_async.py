@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncClient, override_settings
 
 from .factories import make_gist
-from .routing_helpers import PRIMARY_PORT
+from .routing_helpers import ports
 
 pytestmark = [pytest.mark.usefixtures("warm_health"), pytest.mark.urls("tests.async_urls")]
 
@@ -17,6 +17,10 @@ def one_gist(warm_health: None) -> None:
     make_gist()
 
 
+def primary_port() -> int:
+    return ports()["default"]
+
+
 def get(path: str) -> dict:
     response = async_to_sync(AsyncClient().get)(path)
     assert response.status_code == 200
@@ -24,21 +28,21 @@ def get(path: str) -> dict:
 
 
 def test_async_view__reads_from_replicas() -> None:
-    ports = {get("/served/")["port"] for _ in range(6)}
-    assert ports == {PRIMARY_PORT + 1, PRIMARY_PORT + 2}
+    served = {get("/served/")["port"] for _ in range(6)}
+    assert served == {ports()["replica1"], ports()["replica2"]}
 
 
 def test_async_view__use_primary_decorator() -> None:
-    assert {get("/served-primary/")["port"] for _ in range(3)} == {PRIMARY_PORT}
+    assert {get("/served-primary/")["port"] for _ in range(3)} == {primary_port()}
 
 
 def test_async_view__a_write_pins_the_rest_of_that_request_only() -> None:
     body = get("/write-then-read/")
-    assert body["before"] != PRIMARY_PORT
-    assert body["after"] == PRIMARY_PORT
-    assert get("/served/")["port"] != PRIMARY_PORT
+    assert body["before"] != primary_port()
+    assert body["after"] == primary_port()
+    assert get("/served/")["port"] != primary_port()
 
 
 @override_settings(DBROUTING={"REPLICAS": []})
 def test_async_view__no_replicas_configured_reads_the_primary() -> None:
-    assert get("/served/")["port"] == PRIMARY_PORT
+    assert get("/served/")["port"] == primary_port()
