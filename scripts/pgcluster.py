@@ -26,6 +26,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -258,6 +259,11 @@ class Cluster:
             self._say(log, f"{name} already running on 127.0.0.1:{node.port}")
             return
         self._clear_stale_pid(node)
+        if _port_in_use(node.port):
+            raise ClusterError(
+                f"{name} cannot start: 127.0.0.1:{node.port} is in use by another process "
+                "(another cluster? set PGCLUSTER_PORT_BASE)"
+            )
         proc = self._run(
             [str(bin_dir() / "pg_ctl"), "-D", str(node.data_dir), "-l", str(node.log_file), "-w", "-t", "90", "start"],
             check=False,
@@ -491,6 +497,16 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _has_backends(node_name: str) -> bool:
