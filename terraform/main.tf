@@ -2,10 +2,11 @@ data "aws_partition" "current" {}
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
-# The zone of each subnet, to spread the replicas over them.
+# The zone of each subnet, to spread the replicas over them. count, not
+# for_each: the ids may only be known at apply (subnets made in the same run).
 data "aws_subnet" "db" {
-  for_each = toset(var.subnet_ids)
-  id       = each.value
+  count = length(var.subnet_ids)
+  id    = var.subnet_ids[count.index]
 }
 
 locals {

@@ -17,12 +17,14 @@ resource "aws_security_group" "db" {
   # and Terraform removes the default allow-all egress of a new group.
 }
 
+# count rather than for_each: the app's security group may be created in the
+# same apply, and for_each needs keys known at plan time.
 resource "aws_vpc_security_group_ingress_rule" "from_security_group" {
-  for_each = toset(var.allowed_security_group_ids)
+  count = length(var.allowed_security_group_ids)
 
   security_group_id            = aws_security_group.db.id
-  description                  = "PostgreSQL from the app security group ${each.value}"
-  referenced_security_group_id = each.value
+  description                  = "PostgreSQL from the app security group"
+  referenced_security_group_id = var.allowed_security_group_ids[count.index]
   ip_protocol                  = "tcp"
   from_port                    = local.port
   to_port                      = local.port
@@ -30,11 +32,11 @@ resource "aws_vpc_security_group_ingress_rule" "from_security_group" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "from_cidr" {
-  for_each = toset(var.allowed_cidr_blocks)
+  count = length(var.allowed_cidr_blocks)
 
   security_group_id = aws_security_group.db.id
-  description       = "PostgreSQL from ${each.value}"
-  cidr_ipv4         = each.value
+  description       = "PostgreSQL from ${var.allowed_cidr_blocks[count.index]}"
+  cidr_ipv4         = var.allowed_cidr_blocks[count.index]
   ip_protocol       = "tcp"
   from_port         = local.port
   to_port           = local.port
