@@ -44,4 +44,11 @@ resource "aws_secretsmanager_secret_version" "master" {
   # Bumped together with the instance's password_wo_version: both take the
   # password generated in that same apply.
   secret_string_wo_version = var.master_password_version
+
+  lifecycle {
+    # A new primary is created with a new password: write it here too, in the
+    # same apply. (Whatever replaces the secret itself also replaces the
+    # primary: both names come from var.name.)
+    replace_triggered_by = [aws_db_instance.primary.id]
+  }
 }

@@ -161,9 +161,12 @@ tf_moto init -plugin-dir="$TF_PLUGIN_DIR" -lockfile=readonly -backend-config="pa
   || { cat "$work_dir/init-moto.log" >&2; exit 1; }
 done_step
 
-# The provider waits on RDS with fixed delays (30 s before the first status
-# poll, then 10 s between polls) that no setting shortens; moto answers at once,
-# so the instance steps take about a minute each. timeout bounds a hang.
+# The provider waits on each DB instance with delays built into it: 60 s before
+# the first status poll, then polls 10 s apart until "available" (or gone) comes
+# back three times in a row. No provider, resource-timeout or moto setting
+# shortens that (a shorter timeout only turns the wait into an error), so each
+# instance takes 60-80 s however fast moto answers; replicas go in parallel.
+# timeout bounds a hang.
 step "terraform apply against moto (primary + 2 replicas: about 3 minutes)"
 timeout 900 terraform -chdir="$moto_dir" apply -auto-approve -no-color -var "moto_endpoint=$endpoint" > "$work_dir/apply.log" 2>&1 \
   || { cat "$work_dir/apply.log" >&2; exit 1; }
