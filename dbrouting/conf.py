@@ -36,6 +36,13 @@ DEFAULTS: dict[str, Any] = {
     "REJOIN_AFTER_CHECKS": 2,
     # After a write, the rest of the request (or routing_scope) reads from the primary.
     "PIN_AFTER_WRITE": True,
+    # Where the causal token (read-your-writes across requests) lives: dotted path, or None (off).
+    "CAUSAL_TOKEN_STORE": "dbrouting.causal.CookieTokenStore",
+    "CAUSAL_COOKIE_NAME": "dbrouting_causal",
+    # A token older than this is ignored (by then the replicas have it, or are excluded).
+    "CAUSAL_TOKEN_MAX_AGE_SECONDS": 3600,
+    # Response header naming the nodes that served the request's reads; None: only when DEBUG.
+    "SERVED_BY_HEADER": None,
 }
 
 
@@ -51,6 +58,10 @@ class Config:
     strategy: str
     rejoin_after_checks: int
     pin_after_write: bool
+    causal_token_store: str | None
+    causal_cookie_name: str
+    causal_token_max_age_seconds: int
+    served_by_header: bool
 
 
 def _number(name: str, value: Any, *, minimum: float, allow_none: bool = False) -> Any:
@@ -88,6 +99,12 @@ def get_config() -> Config:
         strategy=str(merged["STRATEGY"]),
         rejoin_after_checks=int(_number("REJOIN_AFTER_CHECKS", merged["REJOIN_AFTER_CHECKS"], minimum=1)),
         pin_after_write=bool(merged["PIN_AFTER_WRITE"]),
+        causal_token_store=merged["CAUSAL_TOKEN_STORE"] or None,
+        causal_cookie_name=str(merged["CAUSAL_COOKIE_NAME"]),
+        causal_token_max_age_seconds=int(
+            _number("CAUSAL_TOKEN_MAX_AGE_SECONDS", merged["CAUSAL_TOKEN_MAX_AGE_SECONDS"], minimum=1)
+        ),
+        served_by_header=settings.DEBUG if merged["SERVED_BY_HEADER"] is None else bool(merged["SERVED_BY_HEADER"]),
     )
 
 
@@ -95,6 +112,10 @@ def get_config() -> Config:
 def _reset(*, setting: str, **kwargs: Any) -> None:
     if setting in ("DBROUTING", "DATABASES"):
         get_config.cache_clear()
+        from .causal import load_store
         from .strategies import load_strategy
 
         load_strategy.cache_clear()
+        load_store.cache_clear()
+    elif setting == "DEBUG":
+        get_config.cache_clear()

@@ -13,7 +13,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -25,12 +25,16 @@ class RoutingState:
     """Mutable on purpose: a write made in a sync_to_async thread must pin the request."""
 
     pinned: bool = False
+    wrote: bool = False  # the scope asked for a write on the primary: capture a causal token
+    token_lsn: int | None = None  # the causal token the request came with (its WAL position)
+    reads: set[str] = field(default_factory=set)  # aliases chosen for reads, for the debug header
 
 
 _state: ContextVar[RoutingState | None] = ContextVar("dbrouting_state", default=None)
 _forced: ContextVar[int] = ContextVar("dbrouting_forced", default=0)
 _staleness: ContextVar[float | None] = ContextVar("dbrouting_staleness", default=None)
 _migrating: ContextVar[bool] = ContextVar("dbrouting_migrating", default=False)
+_read_after: ContextVar[int | None] = ContextVar("dbrouting_read_after", default=None)
 
 
 def current_state() -> RoutingState:
@@ -47,6 +51,13 @@ def is_forced() -> bool:
 
 def staleness_override() -> float | None:
     return _staleness.get()
+
+
+def required_lsn() -> int | None:
+    """The WAL position a replica must have replayed to serve reads here, if any."""
+    state = _state.get()
+    positions = [p for p in (state.token_lsn if state else None, _read_after.get()) if p is not None]
+    return max(positions) if positions else None
 
 
 def set_migrating(value: bool) -> None:
@@ -145,4 +156,25 @@ class routing_scope(_RoutingBlock):
     def __exit__(self, *exc_info: object) -> None:
         if self._token is not None:
             _state.reset(self._token)
+            self._token = None
+
+
+class read_after_lsn(_RoutingBlock):
+    """Reads in the block go only to replicas that have replayed ``lsn`` (else the primary)."""
+
+    def __init__(self, lsn: int | None) -> None:
+        self.lsn = lsn
+        self._token: Token[int | None] | None = None
+
+    def _copy(self) -> read_after_lsn:
+        return read_after_lsn(self.lsn)
+
+    def __enter__(self) -> None:
+        current = _read_after.get()
+        lsn = self.lsn if current is None or self.lsn is None else max(current, self.lsn)
+        self._token = _read_after.set(lsn if lsn is not None else current)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _read_after.reset(self._token)
             self._token = None

@@ -200,6 +200,8 @@ class HealthCache:
             started = time.monotonic()
             try:
                 self.refresh()
+            except RuntimeError:  # the interpreter is exiting: thread pools refuse new work
+                return
             except Exception:  # never let the prober die: log and carry on
                 logger.exception("dbrouting: health probe round failed")
             interval = get_config().check_interval_seconds

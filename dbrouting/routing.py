@@ -8,13 +8,13 @@ from collections.abc import Collection
 from django.db import connections
 
 from .conf import get_config
-from .context import current_state, is_forced, staleness_override
+from .context import current_state, is_forced, required_lsn, staleness_override
 from .health import cache
 from .strategies import load_strategy
 
 # Reasons a read went where it went (the metrics of the observability issue count these).
-REPLICA, FORCED, ATOMIC, PINNED, NO_USABLE, NO_REPLICAS = (
-    "replica", "forced", "atomic", "pinned", "no_usable_replica", "no_replicas",
+REPLICA, FORCED, ATOMIC, PINNED, CAUSAL, NO_USABLE, NO_REPLICAS = (
+    "replica", "forced", "atomic", "pinned", "causal", "no_usable_replica", "no_replicas",
 )  # fmt: skip
 
 decisions: Counter[tuple[str, str]] = Counter()
@@ -24,13 +24,14 @@ def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
     """(alias, reason) for a read in the current context."""
     config = get_config()
     primary = config.primary
+    state = current_state()
     if not config.replicas:
         reason = NO_REPLICAS
     elif is_forced():
         reason = FORCED
     elif connections[primary].in_atomic_block:
         reason = ATOMIC
-    elif current_state().pinned:
+    elif state.pinned:
         reason = PINNED
     else:
         tolerance = staleness_override()
@@ -44,18 +45,27 @@ def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
             and (health := snapshot.get(alias)) is not None
             and health.usable(tolerance, config.max_lag_bytes)
         ]
+        reason = NO_USABLE
+        lsn = required_lsn()
+        if lsn is not None and candidates:
+            # Read-your-writes: only replicas known to have replayed the client's last write.
+            candidates = [h for h in candidates if h.replay_lsn is not None and h.replay_lsn >= lsn]
+            reason = CAUSAL
         if candidates:
             alias = load_strategy(config.strategy).pick(candidates)
             decisions[(alias, REPLICA)] += 1
+            state.reads.add(alias)
             return alias, REPLICA
-        reason = NO_USABLE
     decisions[(primary, reason)] += 1
+    state.reads.add(primary)
     return primary, reason
 
 
 def note_write() -> str:
     """A write is about to happen: pin the rest of this scope's reads to the primary."""
     config = get_config()
+    state = current_state()
+    state.wrote = True
     if config.pin_after_write:
-        current_state().pinned = True
+        state.pinned = True
     return config.primary

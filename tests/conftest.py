@@ -14,7 +14,7 @@ import pytest
 from django.db import connections
 from pgcluster import Cluster
 
-from dbrouting import routing_scope
+from dbrouting import replica_health, routing_scope
 from dbrouting.health import cache
 
 REPLICATION_TIMEOUT_S = 30.0
@@ -108,3 +108,18 @@ def _fresh_routing_state() -> Iterator[None]:
 def warm_health(live_db: None) -> None:
     """The health cache has probed every replica at least twice (so rejoin hysteresis passed)."""
     assert cache.wait_for_rounds(3, timeout=30), "the health cache did not complete probe rounds"
+
+
+def usable(alias: str) -> bool:
+    health = replica_health().get(alias)
+    return health is not None and health.state == "ok"
+
+
+@pytest.fixture
+def replay_control(cluster: Cluster) -> Iterator[Cluster]:
+    """Resume replay on every replica after the test, whatever happened."""
+    yield cluster
+    for alias in ("replica1", "replica2"):
+        if cluster.is_running(cluster.node(alias)):
+            cluster.psql(cluster.node(alias), "SELECT pg_wal_replay_resume()")
+    wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas usable again")

@@ -14,6 +14,7 @@ CONFIG = Config(
     replicas=("r",), primary="default", max_staleness_seconds=5.0, max_lag_bytes=1000,
     check_interval_seconds=0.5, connect_timeout_seconds=2, probe_timeout_seconds=1,
     strategy="dbrouting.strategies.RoundRobin", rejoin_after_checks=2, pin_after_write=True,
+    causal_token_store=None, causal_cookie_name="c", causal_token_max_age_seconds=60, served_by_header=False,
 )  # fmt: skip
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from django.db import connections, transaction
@@ -16,7 +15,7 @@ from dbrouting import max_staleness, replica_health, use_primary
 from dbrouting.health import cache
 from gists.models import Gist
 
-from .conftest import wait_for_replicas, wait_until
+from .conftest import usable, wait_for_replicas, wait_until
 from .factories import make_gist
 from .routing_helpers import ReadLoop, pause_replay, resume_replay, served_by
 
@@ -28,21 +27,6 @@ TIGHT = {"CHECK_INTERVAL_SECONDS": 0.2, "MAX_STALENESS_SECONDS": 1.0}
 @pytest.fixture(autouse=True)
 def one_gist(warm_health: None) -> Gist:
     return make_gist(title="routing")
-
-
-def usable(alias: str) -> bool:
-    health = replica_health().get(alias)
-    return health is not None and health.state == "ok"
-
-
-@pytest.fixture
-def replay_control(cluster: Cluster) -> Iterator[Cluster]:
-    """Resume replay on every replica after the test, whatever happened."""
-    yield cluster
-    for alias in ("replica1", "replica2"):
-        if cluster.is_running(cluster.node(alias)):
-            resume_replay(cluster, alias)
-    wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas usable again")
 
 
 def test_reads__go_to_both_replicas_and_writes_to_the_primary() -> None:

@@ -7,4 +7,5 @@ from .local import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Probe often so fault tests detect state changes quickly.
-DBROUTING = {**DBROUTING, "CHECK_INTERVAL_SECONDS": 0.2}  # noqa: F405
+# The X-DB-Served-By header shows tests which node served a request's reads.
+DBROUTING = {**DBROUTING, "CHECK_INTERVAL_SECONDS": 0.2, "SERVED_BY_HEADER": True}  # noqa: F405
