@@ -7,6 +7,7 @@ Read through :func:`get_config`, which caches and is cleared when ``DBROUTING`` 
 from __future__ import annotations
 
 import functools
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "CAUSAL_TOKEN_MAX_AGE_SECONDS": 3600,
     # Response header naming the nodes that served the request's reads; None: only when DEBUG.
     "SERVED_BY_HEADER": None,
+    # Who may read /metrics (dbrouting.metrics.metrics_view) when DEBUG is off.
+    "METRICS_ALLOWED_NETWORKS": ["127.0.0.1/32", "::1/128"],
 }
 
 
@@ -62,6 +65,7 @@ class Config:
     causal_cookie_name: str
     causal_token_max_age_seconds: int
     served_by_header: bool
+    metrics_allowed_networks: tuple[str, ...]
 
 
 def _number(name: str, value: Any, *, minimum: float, allow_none: bool = False) -> Any:
@@ -105,7 +109,21 @@ def get_config() -> Config:
             _number("CAUSAL_TOKEN_MAX_AGE_SECONDS", merged["CAUSAL_TOKEN_MAX_AGE_SECONDS"], minimum=1)
         ),
         served_by_header=settings.DEBUG if merged["SERVED_BY_HEADER"] is None else bool(merged["SERVED_BY_HEADER"]),
+        metrics_allowed_networks=_networks(merged["METRICS_ALLOWED_NETWORKS"]),
     )
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ImproperlyConfigured("DBROUTING['METRICS_ALLOWED_NETWORKS'] must be a list of networks")
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"DBROUTING['METRICS_ALLOWED_NETWORKS'] has {network!r}, which is not an IP network"
+            ) from None
+    return tuple(value)
 
 
 @receiver(setting_changed)

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field, replace
 
-from . import probe
+from . import metrics, probe
 from .conf import Config, get_config
 from .sockets import abort_connections
 
@@ -180,6 +180,7 @@ class HealthCache:
             if current.state != DOWN:
                 logger.warning("replica %s is down (%s): reads go elsewhere", alias, reason)
             self._snapshot = {**self._snapshot, alias: ReplicaHealth(alias, state=DOWN, reason=reason)}
+            metrics.replica_usable.labels(alias).set(0)
             self._tracks.setdefault(alias, _Track()).ever_left = True
 
     # -- probing (background thread) -----------------------------------------------------
@@ -243,6 +244,7 @@ class HealthCache:
                 _log_transition(previous, health)
                 snapshot[alias] = health
             self._snapshot = snapshot
+            metrics.observe_round(snapshot, results, config.max_staleness_seconds, config.max_lag_bytes)
             self.rounds += 1
             self._round_done.notify_all()
         for alias, health in snapshot.items():
@@ -285,8 +287,10 @@ def _log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
     if previous.state == current.state:
         return
     if current.state == OK:
-        again = "" if previous.state == UNKNOWN else " again"
-        logger.info("replica %s is usable%s", current.alias, again)
+        if previous.state == UNKNOWN:
+            logger.debug("replica %s is usable", current.alias)
+        else:
+            logger.info("replica %s is usable again", current.alias)
     elif current.state == PROMOTED:
         logger.error("replica %s is no longer in recovery (promoted?): no reads go to it", current.alias)
     elif current.state in (DOWN, LAGGING, NOT_STREAMING):

@@ -116,3 +116,24 @@ def probe_primary(alias: str, connect_timeout: float, statement_timeout: float) 
             alias, ok=False, duration=time.monotonic() - start, started=start, error="the primary is in recovery"
         )
     return PrimaryProbe(alias, ok=True, duration=time.monotonic() - start, started=start, lsn=parse_lsn(lsn))
+
+
+REPLICATION_SQL = """
+SELECT application_name, coalesce(host(client_addr), 'local'), state, sync_state,
+       extract(epoch FROM write_lag)::float8, extract(epoch FROM flush_lag)::float8,
+       extract(epoch FROM replay_lag)::float8,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint
+FROM pg_stat_replication ORDER BY application_name
+"""
+REPLICATION_FIELDS = (
+    "application_name", "client_addr", "state", "sync_state",
+    "write_lag_seconds", "flush_lag_seconds", "replay_lag_seconds", "replay_lag_bytes",
+)  # fmt: skip
+
+
+def replication(alias: str, connect_timeout: float, statement_timeout: float) -> list[dict[str, Any]]:
+    """The primary's ``pg_stat_replication``: one dict per standby (raises on failure)."""
+    params = connection_params(alias, connect_timeout, statement_timeout)
+    with psycopg.connect(autocommit=True, **params) as conn:
+        rows = conn.execute(REPLICATION_SQL).fetchall()
+    return [dict(zip(REPLICATION_FIELDS, row, strict=True)) for row in rows]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection
 
 from django.db import connections
@@ -10,14 +9,13 @@ from django.db import connections
 from .conf import get_config
 from .context import current_state, is_forced, required_lsn, staleness_override
 from .health import cache
+from .metrics import count_read
 from .strategies import load_strategy
 
-# Reasons a read went where it went (the metrics of the observability issue count these).
+# Reasons a read went where it went (dbrouting_reads_total's "reason" label).
 REPLICA, FORCED, ATOMIC, PINNED, CAUSAL, NO_USABLE, NO_REPLICAS = (
     "replica", "forced", "atomic", "pinned", "causal", "no_usable_replica", "no_replicas",
 )  # fmt: skip
-
-decisions: Counter[tuple[str, str]] = Counter()
 
 
 def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
@@ -53,10 +51,10 @@ def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
             reason = CAUSAL
         if candidates:
             alias = load_strategy(config.strategy).pick(candidates)
-            decisions[(alias, REPLICA)] += 1
+            count_read(alias, REPLICA)
             state.reads.add(alias)
             return alias, REPLICA
-    decisions[(primary, reason)] += 1
+    count_read(primary, reason)
     state.reads.add(primary)
     return primary, reason
 

@@ -20,7 +20,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.backends.postgresql import base as postgresql
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
-from dbrouting import sockets
+from dbrouting import metrics, sockets
 from dbrouting.conf import get_config
 from dbrouting.health import DOWN, cache
 from dbrouting.probe import describe
@@ -32,27 +32,33 @@ logger = logging.getLogger("dbrouting")
 _SERVER_GONE = {"57P01", "57P02", "57P03"}
 
 
-class DatabaseWrapper(postgresql.DatabaseWrapper):
+class FailoverMixin:
+    """The fallback behaviour, over any PostgreSQL ``DatabaseWrapper`` (see the module doc)."""
+
+    alias: str
+    connection: Any
+    in_atomic_block: bool
+
     def get_connection_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = super().get_connection_params()
+        params: dict[str, Any] = super().get_connection_params()  # type: ignore[misc]
         params["connect_timeout"] = max(2, math.ceil(get_config().connect_timeout_seconds))
         return params
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
-        connection = super().get_new_connection(conn_params)
+        connection = super().get_new_connection(conn_params)  # type: ignore[misc]
         sockets.register(self.alias, self)
         return connection
 
     def _cursor(self, name: str | None = None) -> Any:
         if not self.in_atomic_block and self._known_down():
             # Marked down since the router chose it: do not wait on it.
-            return self._fallback("marked down by the health cache")._cursor(name)
+            return self._fallback("marked down by the health cache", "marked_down")._cursor(name)
         try:
             return super()._cursor(name)  # type: ignore[misc]
         except DatabaseError as exc:
             if not self.is_connection_failure(exc):
                 raise
-            return self._fallback(describe(exc))._cursor(name)
+            return self._fallback(describe(exc), "connect")._cursor(name)
 
     def make_cursor(self, cursor: Any) -> CursorWrapper:
         return FailoverCursorWrapper(cursor, self)
@@ -76,11 +82,12 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
         return sqlstate.startswith("08") or sqlstate in _SERVER_GONE
 
-    def _fallback(self, reason: str) -> Any:
+    def _fallback(self, reason: str, cause: str) -> Any:
         """Mark this replica down, drop its connection, and return where the read goes now."""
+        metrics.fallbacks_total.labels(self.alias, cause).inc()
         cache.mark_down(self.alias, reason)
         with contextlib.suppress(Exception):
-            self.close()
+            self.close()  # type: ignore[attr-defined]
         alias, _ = choose_read(exclude={self.alias})
         logger.info("read on %s failed over to %s (%s)", self.alias, alias, reason)
         return connections[alias]
@@ -93,9 +100,9 @@ class _Failover(CursorWrapper):
         try:
             return super().execute(sql, params)
         except DatabaseError as exc:
-            if not (isinstance(self.db, DatabaseWrapper) and self.db.is_connection_failure(exc)):
+            if not (isinstance(self.db, FailoverMixin) and self.db.is_connection_failure(exc)):
                 raise
-            target = self.db._fallback(describe(exc))
+            target = self.db._fallback(describe(exc), "broken")
             fresh = target._cursor()
             self.cursor, self.db = fresh.cursor, fresh.db
             return self.execute(sql, params)
@@ -106,4 +113,8 @@ class FailoverCursorWrapper(_Failover):
 
 
 class FailoverCursorDebugWrapper(_Failover, CursorDebugWrapper):
+    pass
+
+
+class DatabaseWrapper(FailoverMixin, postgresql.DatabaseWrapper):
     pass

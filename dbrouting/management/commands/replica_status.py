@@ -1,0 +1,86 @@
+"""``manage.py replica_status``: every node measured now, as a table or JSON.
+
+Exit codes: 0 all healthy; 1 a replica lagging, down, promoted or not streaming; 2 the primary
+unreachable or the configuration wrong. Problems go to stderr, one line each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from dbrouting.status import COLUMNS, StatusReport, measure, table_rows
+
+
+class Command(BaseCommand):
+    help = "Measure the primary and every replica now: reachability, WAL receipt, replay position and lag."
+    requires_system_checks: list[str] = []  # report a broken configuration ourselves, with exit code 2
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--json", action="store_true", dest="as_json", help="print the report as JSON (schema in the README)"
+        )
+        parser.add_argument(
+            "--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
+            help="measure again every SECONDS (default 2) until interrupted",
+        )  # fmt: skip
+
+    def handle(self, *args: Any, as_json: bool, watch: float | None, **options: Any) -> None:
+        if watch is not None and watch <= 0:
+            raise CommandError("--watch needs a positive number of seconds")
+        code = 0
+        # This command reports every state itself: the health cache's log lines would repeat it.
+        logging.getLogger("dbrouting").setLevel(logging.CRITICAL)
+        try:
+            while True:
+                report = measure()
+                if watch is not None and not as_json:
+                    self.stdout.write("\x1b[2J\x1b[H", ending="")  # clear the terminal between tables
+                self._print(report, as_json=as_json)
+                code = report.exit_code
+                if watch is None:
+                    break
+                time.sleep(watch)
+        except KeyboardInterrupt:
+            pass
+        if code:
+            raise SystemExit(code)
+
+    def _print(self, report: StatusReport, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(_dumps(report.to_dict()))
+        else:
+            self.stdout.write(render_table(report))
+        for error in report.errors:
+            self.stderr.write(f"replica_status: {error}")
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+def render_table(report: StatusReport) -> str:
+    rows = [COLUMNS, *table_rows(report)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = [f"checked at {report.checked_at}, staleness tolerance {report.max_staleness_seconds} s"]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.append("")
+    lines.append(f"primary's pg_stat_replication: {len(report.replication)} standby(s)")
+    for r in report.replication:
+        lags = ", ".join(
+            f"{k.removesuffix('_lag_seconds')} {_seconds(r[k])}"
+            for k in ("write_lag_seconds", "flush_lag_seconds", "replay_lag_seconds")
+        )
+        lines.append(
+            f"  {r['application_name']} from {r['client_addr']}: {r['state']} ({r['sync_state']}); lag {lags}; "
+            f"replay {r['replay_lag_bytes']} bytes behind"
+        )
+    return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
