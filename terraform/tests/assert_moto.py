@@ -37,7 +37,7 @@ def client(service: str, endpoint: str) -> Any:
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="moto-fake-access-key",
-        aws_secret_access_key="moto-fake-secret-key",
+        aws_secret_access_key="moto-fake-secret-key",  # noqa: S106 (moto accepts any key)
     )
 
 
@@ -76,7 +76,8 @@ def assert_applied(endpoint: str, outputs_path: str, state_path: str) -> None:
         if replica is None:
             continue
         zones.add(replica["AvailabilityZone"])
-        check(replica.get("ReadReplicaSourceDBInstanceIdentifier") == "gists-primary", f"{rid} replicates gists-primary")
+        source = replica.get("ReadReplicaSourceDBInstanceIdentifier")
+        check(source == "gists-primary", f"{rid} replicates gists-primary")
         check(replica["DBInstanceClass"] == primary["DBInstanceClass"], f"{rid} has the primary's class")
         check(
             sorted(g["VpcSecurityGroupId"] for g in replica["VpcSecurityGroups"]) == primary_sgs,
@@ -99,9 +100,9 @@ def assert_applied(endpoint: str, outputs_path: str, state_path: str) -> None:
     )
 
     ec2 = client("ec2", endpoint)
-    rules = ec2.describe_security_group_rules(
-        Filters=[{"Name": "group-id", "Values": [db["security_group_id"]]}]
-    )["SecurityGroupRules"]
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [db["security_group_id"]]}])[
+        "SecurityGroupRules"
+    ]
     ingress = [r for r in rules if not r["IsEgress"]]
     check(all(r["FromPort"] == 5432 and r["ToPort"] == 5432 for r in ingress), "ingress only on 5432")
     check(
@@ -112,9 +113,7 @@ def assert_applied(endpoint: str, outputs_path: str, state_path: str) -> None:
     check({r.get("CidrIpv4") for r in ingress if "CidrIpv4" in r} == {"10.42.200.0/24"}, "ingress from the given CIDR")
     check(not [r for r in rules if r["IsEgress"]], "no egress rule")
 
-    alarms = {
-        a["AlarmName"]: a for a in client("cloudwatch", endpoint).describe_alarms()["MetricAlarms"]
-    }
+    alarms = {a["AlarmName"]: a for a in client("cloudwatch", endpoint).describe_alarms()["MetricAlarms"]}
     for rid in replica_ids:
         alarm = alarms.get(f"{rid}-replica-lag")
         check(alarm is not None, f"lag alarm for {rid} exists")
@@ -122,22 +121,27 @@ def assert_applied(endpoint: str, outputs_path: str, state_path: str) -> None:
             continue
         dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
         check(
-            alarm["MetricName"] == "ReplicaLag" and alarm["Namespace"] == "AWS/RDS"
-            and dims == {"DBInstanceIdentifier": rid} and alarm["Threshold"] == 5,
+            alarm["MetricName"] == "ReplicaLag"
+            and alarm["Namespace"] == "AWS/RDS"
+            and dims == {"DBInstanceIdentifier": rid}
+            and alarm["Threshold"] == 5,
             f"lag alarm for {rid} watches its ReplicaLag at 5 seconds",
         )
     check("gists-primary-cpu" in alarms, "CPU alarm on the primary exists")
     check("gists-primary-free-storage" in alarms, "free storage alarm on the primary exists")
 
     urls = db["database_replica_urls"].split(",")
-    check(len(urls) == 2 and all(u.startswith("postgres://") and "@" not in u for u in urls),
-          "DATABASE_REPLICA_URLS: two URLs, no credentials")
+    check(
+        len(urls) == 2 and all(u.startswith("postgres://") and "@" not in u for u in urls),
+        "DATABASE_REPLICA_URLS: two URLs, no credentials",
+    )
     check("@" not in db["database_url"], "DATABASE_URL without credentials")
 
     secret = client("secretsmanager", endpoint).get_secret_value(SecretId=db["master_secret_arn"])
     value = json.loads(secret["SecretString"])
     check(
-        value["username"] == "gists_admin" and value["host"] == primary["Endpoint"]["Address"]
+        value["username"] == "gists_admin"
+        and value["host"] == primary["Endpoint"]["Address"]
         and len(value["password"]) >= 32,
         "master secret holds the username, the primary's host and a long password",
     )

@@ -33,9 +33,10 @@ from typing import Any
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
-from moto.ec2.models.security_groups import SecurityGroupRule  # noqa: E402 (setting first)
-from moto.rds import models  # noqa: E402
-from moto.server import main  # noqa: E402
+# The setting above must come before moto is imported.
+from moto.ec2.models.security_groups import SecurityGroupRule
+from moto.rds import models
+from moto.server import main
 
 _ALPHABET = string.ascii_uppercase + string.digits
 # Request names (EnablePerformanceInsights...) as moto passes them on.
