@@ -14,27 +14,41 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql"}
-ENGINE = "django.db.backends.postgresql"
-# Replicas fall back to another node when their connection fails (dbrouting/backends/).
-REPLICA_ENGINE = "dbrouting.backends.postgresql"
+# django-prometheus' engine counts queries, errors and connections per alias.
+ENGINE = "django_prometheus.db.backends.postgresql"
+# Replicas also fall back to another node when their connection fails (dbrouting/backends/).
+REPLICA_ENGINE = "dbrouting.backends.postgresql_prometheus"
 
 
 def redact(url: str) -> str:
-    """The URL with any password replaced by ``***``, for messages and logs."""
+    """The URL with anything that may be a password replaced by ``***``, for messages and logs.
+
+    Errs on the side of hiding: a fragment of a URL split at an unescaped comma in a password
+    (``postgres://app:s3cr`` then ``et@host/db``) shows no part of that password.
+    """
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    # The last '@' ends the credentials even when a password holds an unescaped '@'.
-    userinfo, _, host_part = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host_part}" if ":" in userinfo else f"{scheme}://{user}@{host_part}"
+    if not sep:
+        # No scheme: whatever precedes an '@' could be credentials.
+        return f"***@{url.rpartition('@')[2]}" if "@" in url else url
+    if "@" in rest:
+        # The last '@' ends the credentials even when a password holds an unescaped '@'.
+        userinfo, _, host_part = rest.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host_part}" if ":" in userinfo else f"{scheme}://{user}@{host_part}"
+    netloc, slash, path = rest.partition("/")
+    name, colon, port = netloc.rpartition(":")
+    if colon and not port.isdigit():  # "user:pass" cut short, not "host:port"
+        return f"{scheme}://{name}:***{slash}{path}"
+    return url
 
 
 def parse_database_url(variable: str, url: str) -> dict[str, Any]:
     """One Django database dict from a PostgreSQL URL, or ImproperlyConfigured saying why."""
 
     def fail(reason: str) -> ImproperlyConfigured:
-        return ImproperlyConfigured(f"{variable} is not a valid PostgreSQL URL ({reason}): {redact(url)}")
+        return ImproperlyConfigured(
+            f"{variable} is not a valid PostgreSQL URL ({reason}): {redact(url)} (percent-encode , @ : / in passwords)"
+        )
 
     url = url.strip()
     try:

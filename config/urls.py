@@ -2,9 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from dbrouting.metrics import metrics_view
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="gists:list", permanent=False)),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("gists.urls")),
 ]
 

@@ -11,6 +11,7 @@ from django.utils.module_loading import import_string
 
 ROUTER = "dbrouting.router.PrimaryReplicaRouter"
 BACKEND = "dbrouting.backends.postgresql"
+BACKENDS = (BACKEND, "dbrouting.backends.postgresql_prometheus")
 
 
 def _router_installed() -> bool:
@@ -90,7 +91,7 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     id="dbrouting.E004",
                 )
             )
-        if db.get("ENGINE") != BACKEND:
+        if db.get("ENGINE") not in BACKENDS:
             errors.append(
                 Warning(
                     f"Replica {alias!r} uses {db.get('ENGINE')!r}: a failing replica will "
@@ -120,8 +121,8 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 )
             )
     try:
-        import_string(config.strategy)
-    except ImportError as exc:
+        import_string(config.strategy)()
+    except Exception as exc:  # ImportError, or a class that cannot be built without arguments
         errors.append(
             Error(
                 f"DBROUTING['STRATEGY'] {config.strategy!r} cannot be imported ({exc}).",

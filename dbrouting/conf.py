@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+REPLICA_ENGINE_PREFIX = "dbrouting.backends."
+
 DEFAULTS: dict[str, Any] = {
-    # Replica aliases to read from; None means every alias in DATABASES but PRIMARY, in order.
+    # Replica aliases to read from; None means every alias whose ENGINE is one of dbrouting's
+    # (dbrouting.backends.*), in DATABASES order. Other databases are left alone.
     "REPLICAS": None,
     # The alias that takes every write, and reads when no replica is usable.
     "PRIMARY": "default",
@@ -71,7 +75,7 @@ class Config:
 def _number(name: str, value: Any, *, minimum: float, allow_none: bool = False) -> Any:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
         raise ImproperlyConfigured(f"DBROUTING['{name}'] must be a number >= {minimum}, not {value!r}")
     return value
 
@@ -87,10 +91,16 @@ def get_config() -> Config:
         raise ImproperlyConfigured(f"DBROUTING has unknown keys: {', '.join(sorted(unknown))}")
     merged = {**DEFAULTS, **user}
     primary = merged["PRIMARY"]
+    if not isinstance(primary, str):
+        raise ImproperlyConfigured(f"DBROUTING['PRIMARY'] must be a database alias, not {primary!r}")
     replicas = merged["REPLICAS"]
     if replicas is None:
-        replicas = [alias for alias in settings.DATABASES if alias != primary]
-    if isinstance(replicas, str) or not all(isinstance(a, str) for a in replicas):
+        replicas = [
+            alias
+            for alias, db in settings.DATABASES.items()
+            if alias != primary and str(db.get("ENGINE", "")).startswith(REPLICA_ENGINE_PREFIX)
+        ]
+    if not isinstance(replicas, list | tuple) or not all(isinstance(a, str) for a in replicas):
         raise ImproperlyConfigured("DBROUTING['REPLICAS'] must be a list of database aliases")
     return Config(
         replicas=tuple(replicas),

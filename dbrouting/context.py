@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, TypeVar
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,96 +69,94 @@ def set_migrating(value: bool) -> None:
 class _RoutingBlock:
     """A context manager that is also a decorator of sync and async functions.
 
-    Each use works on a fresh copy, so one decorated view can run in many threads at once.
+    One instance may be entered again while it is active (nested, or from several threads or
+    tasks at once): what each entry must undo is kept in a per-context stack, not on the instance.
     """
 
-    def _copy(self) -> _RoutingBlock:
+    def _enter(self) -> Token[Any]:
+        raise NotImplementedError
+
+    def _reset(self, token: Token[Any]) -> None:
         raise NotImplementedError
 
     def __enter__(self) -> None:
-        raise NotImplementedError
+        token = self._enter()
+        _undo.set((*_undo.get(), (self, token)))
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        raise NotImplementedError
+    def __exit__(self, *exc_info: object) -> None:
+        stack = _undo.get()
+        block, token = stack[-1]
+        if block is not self:
+            raise RuntimeError("routing blocks must be exited in the reverse order of entry")
+        _undo.set(stack[:-1])
+        self._reset(token)
 
     def __call__(self, func: F) -> F:
-        if inspect.iscoroutinefunction(func):
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(
+                f"{type(self).__name__}() cannot decorate a generator: the block would end at its first yield"
+            )
+        # asgiref's test also knows functions marked as coroutines (async class-based views).
+        if iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_inner(*args: Any, **kwargs: Any) -> Any:
-                with self._copy():
+                with self:
                     return await func(*args, **kwargs)
 
-            return async_inner  # type: ignore[return-value]
+            return markcoroutinefunction(async_inner)  # type: ignore[return-value]
 
         @functools.wraps(func)
         def inner(*args: Any, **kwargs: Any) -> Any:
-            with self._copy():
+            with self:
                 return func(*args, **kwargs)
 
         return inner  # type: ignore[return-value]
 
 
+_undo: ContextVar[tuple[tuple[_RoutingBlock, Token[Any]], ...]] = ContextVar("dbrouting_undo", default=())
+
+
 class use_primary(_RoutingBlock):
     """Send every read in the block (or view) to the primary. Nestable."""
 
-    def __init__(self) -> None:
-        self._token: Token[int] | None = None
+    def _enter(self) -> Token[Any]:
+        return _forced.set(_forced.get() + 1)
 
-    def _copy(self) -> use_primary:
-        return use_primary()
-
-    def __enter__(self) -> None:
-        self._token = _forced.set(_forced.get() + 1)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._token is not None:
-            _forced.reset(self._token)
-            self._token = None
+    def _reset(self, token: Token[Any]) -> None:
+        _forced.reset(token)
 
 
 class max_staleness(_RoutingBlock):
     """Read from replicas at most ``seconds`` behind the primary in the block (or view).
 
     Tighter or looser than ``DBROUTING['MAX_STALENESS_SECONDS']``; the innermost block wins.
+    A tolerance below the check interval cannot be told apart from the interval itself: for
+    exact read-your-writes, use causal tokens.
     """
 
     def __init__(self, seconds: float) -> None:
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
-            raise ValueError(f"max_staleness() needs a number of seconds >= 0, not {seconds!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+            raise ValueError(f"max_staleness() needs a finite number of seconds >= 0, not {seconds!r}")
+        if seconds < 0:
+            raise ValueError(f"max_staleness() needs a finite number of seconds >= 0, not {seconds!r}")
         self.seconds = float(seconds)
-        self._token: Token[float | None] | None = None
 
-    def _copy(self) -> max_staleness:
-        return max_staleness(self.seconds)
+    def _enter(self) -> Token[Any]:
+        return _staleness.set(self.seconds)
 
-    def __enter__(self) -> None:
-        self._token = _staleness.set(self.seconds)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._token is not None:
-            _staleness.reset(self._token)
-            self._token = None
+    def _reset(self, token: Token[Any]) -> None:
+        _staleness.reset(token)
 
 
 class routing_scope(_RoutingBlock):
-    """Fresh routing state (not pinned) for a request, a task, or a test."""
+    """Fresh routing state (not pinned, no causal token) for a request, a task, or a test."""
 
-    def __init__(self) -> None:
-        self._token: Token[RoutingState | None] | None = None
+    def _enter(self) -> Token[Any]:
+        return _state.set(RoutingState())
 
-    def _copy(self) -> routing_scope:
-        return routing_scope()
-
-    def __enter__(self) -> None:
-        self._token = _state.set(RoutingState())
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._token is not None:
-            _state.reset(self._token)
-            self._token = None
+    def _reset(self, token: Token[Any]) -> None:
+        _state.reset(token)
 
 
 class read_after_lsn(_RoutingBlock):
@@ -164,17 +164,11 @@ class read_after_lsn(_RoutingBlock):
 
     def __init__(self, lsn: int | None) -> None:
         self.lsn = lsn
-        self._token: Token[int | None] | None = None
 
-    def _copy(self) -> read_after_lsn:
-        return read_after_lsn(self.lsn)
-
-    def __enter__(self) -> None:
+    def _enter(self) -> Token[Any]:
         current = _read_after.get()
-        lsn = self.lsn if current is None or self.lsn is None else max(current, self.lsn)
-        self._token = _read_after.set(lsn if lsn is not None else current)
+        positions = [p for p in (current, self.lsn) if p is not None]
+        return _read_after.set(max(positions) if positions else None)
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self._token is not None:
-            _read_after.reset(self._token)
-            self._token = None
+    def _reset(self, token: Token[Any]) -> None:
+        _read_after.reset(token)

@@ -49,11 +49,29 @@ class ReplicaHealth:
     window_lag_bytes: int | None = None
     window_lag_seconds: float | None = None
     checked_at: float | None = None  # time.time() of the last probe
+    measured_at: float | None = None  # time.monotonic() when that probe began
     probe_seconds: float | None = None
     good_streak: int = 0
 
-    def usable(self, max_staleness: float, max_lag_bytes: int | None) -> bool:
-        if not self.available or self.window_lag_seconds is None or self.window_lag_seconds > max_staleness:
+    def usable(
+        self, max_staleness: float, max_lag_bytes: int | None, now: float | None = None, max_age: float | None = None
+    ) -> bool:
+        """Fit to serve reads at most ``max_staleness`` seconds stale.
+
+        With ``now`` (monotonic), a replica that was behind at its last probe is taken to have
+        fallen further behind since; a snapshot older than ``max_age`` (the prober stalled) is
+        not trusted at all.
+        """
+        if not self.available or self.window_lag_seconds is None:
+            return False
+        lag = self.window_lag_seconds
+        if now is not None and self.measured_at is not None:
+            age = max(0.0, now - self.measured_at)
+            if max_age is not None and age > max_age:
+                return False
+            if self.lag_seconds:
+                lag += age
+        if lag > max_staleness:
             return False
         return max_lag_bytes is None or (self.window_lag_bytes or 0) <= max_lag_bytes
 
@@ -63,69 +81,89 @@ class _Track:
     """Per-replica memory between probes (private to the probing thread)."""
 
     caught_up_at: float | None = None  # monotonic time of the primary position last replayed
+    last_replay: int | None = None
+    skew: float = 0.0  # replica clock minus primary clock, seconds
+    marked_down_at: float = 0.0  # monotonic time of the last mark_down by a failing request
     lag_seconds: deque[float] = field(default_factory=deque)
     lag_bytes: deque[int] = field(default_factory=deque)
     ever_left: bool = False
 
 
+def _replay_age(result: probe.ReplicaProbe, primary: probe.PrimaryProbe, track: _Track) -> float | None:
+    """Seconds since the last replayed commit, on the primary's clock (the replica's may differ)."""
+    if result.replay_age_seconds is None:
+        return None
+    if primary.ok and primary.clock is not None and result.clock is not None:
+        apart = (result.started + result.duration / 2) - (primary.started + primary.duration / 2)
+        track.skew = (result.clock - primary.clock) - apart
+    return max(0.0, result.replay_age_seconds - track.skew)
+
+
 def assess(
-    previous: ReplicaHealth, track: _Track, result: probe.ReplicaProbe, primary: probe.PrimaryProbe, config: Config
+    previous: ReplicaHealth,
+    track: _Track,
+    result: probe.ReplicaProbe,
+    primary: probe.PrimaryProbe,
+    config: Config,
+    last_primary_lsn: int | None = None,
 ) -> ReplicaHealth:
-    """The new health of a replica from its probe and the primary's (pure but for ``track``)."""
+    """The new health of a replica from its probe and the primary's (pure but for ``track``).
+
+    ``last_primary_lsn`` is the primary's position at its last successful probe, the reference
+    when this round's primary probe failed: a failed probe does not mean nothing is committing.
+    """
     now = time.time()
     if not result.ok or not result.in_recovery:
         track.lag_seconds.clear()
         track.lag_bytes.clear()
         track.ever_left = True
+        track.caught_up_at = track.last_replay = None
         state, reason = (DOWN, result.error) if not result.ok else (PROMOTED, "not in recovery: promoted")
         return replace(
             ReplicaHealth(result.alias, state=state, reason=reason, in_recovery=result.in_recovery),
             checked_at=now,
+            measured_at=result.started,
             probe_seconds=result.duration,
             replay_lsn=result.replay_lsn,
         )
     receiving = result.wal_receiver_status == "streaming"
     replay = result.replay_lsn or 0
-    # Lag in bytes: behind the primary; with the primary unreachable, behind what was received.
-    if primary.ok and primary.lsn is not None:
-        lag_bytes = max(0, primary.lsn - replay)
-        caught_up = replay >= primary.lsn
-        if caught_up:
-            track.caught_up_at = primary.started
-    else:
-        lag_bytes = max(0, (result.receive_lsn or replay) - replay)
-        caught_up = replay >= (result.receive_lsn or replay)
-    # Lag in seconds: zero when caught up (an idle primary never makes a replica stale); else
-    # the tighter of two upper bounds on staleness: time since the last replayed commit, and
-    # time since the replica was last seen at the primary's position.
+    if track.last_replay is not None and replay < track.last_replay:
+        track.caught_up_at = None  # it went back (a restore, another server): forget what it had
+    track.last_replay = replay
+    fresh = primary.ok and primary.lsn is not None
+    reference = primary.lsn if fresh else last_primary_lsn
+    lag_bytes = None if reference is None else max(0, reference - replay)
+    caught_up = fresh and primary.lsn is not None and replay >= primary.lsn
+    # Lag in seconds: zero when it has replayed the primary's position (an idle primary never
+    # makes a replica stale); else the tighter of two upper bounds on staleness: time since the
+    # last replayed commit, and time since it was last seen at the primary's position.
     if caught_up:
+        track.caught_up_at = primary.started
         lag_seconds = 0.0
     else:
-        bounds = [b for b in (result.replay_age_seconds,) if b is not None]
+        bounds = [b for b in (_replay_age(result, primary, track),) if b is not None]
         if track.caught_up_at is not None:
             bounds.append(time.monotonic() - track.caught_up_at)
         lag_seconds = min(bounds) if bounds else float("inf")
     window = max(1, config.rejoin_after_checks)
     track.lag_seconds.append(lag_seconds)
-    track.lag_bytes.append(lag_bytes)
+    track.lag_bytes.append(lag_bytes or 0)
     while len(track.lag_seconds) > window:
         track.lag_seconds.popleft()
         track.lag_bytes.popleft()
 
-    # Not receiving matters only while the primary is reachable: with the primary down nothing
-    # new commits, so a replica that replayed all it received is as fresh as can be.
-    healthy_link = receiving or not primary.ok
-    streak = previous.good_streak + 1 if healthy_link else 0
-    if not healthy_link:
+    streak = previous.good_streak + 1 if receiving else 0
+    if not receiving:
         track.ever_left = True
-    available = healthy_link and (not track.ever_left or streak >= window)
+    available = receiving and (not track.ever_left or streak >= window)
     if available:
         track.ever_left = False
     worst_seconds, worst_bytes = max(track.lag_seconds), max(track.lag_bytes)
     within = worst_seconds <= config.max_staleness_seconds and (
         config.max_lag_bytes is None or worst_bytes <= config.max_lag_bytes
     )
-    if not healthy_link:
+    if not receiving:
         state, reason = NOT_STREAMING, f"WAL receiver {result.wal_receiver_status or 'not running'}"
     elif not available:
         state, reason = REJOINING, f"{streak}/{window} good probes"
@@ -142,12 +180,13 @@ def assess(
         receiving=receiving,
         replay_lsn=result.replay_lsn,
         receive_lsn=result.receive_lsn,
-        primary_lsn=primary.lsn if primary.ok else None,
+        primary_lsn=primary.lsn if fresh else None,
         lag_bytes=lag_bytes,
         lag_seconds=lag_seconds,
         window_lag_bytes=worst_bytes,
         window_lag_seconds=worst_seconds,
         checked_at=now,
+        measured_at=result.started,
         probe_seconds=result.duration,
         good_streak=streak,
     )
@@ -166,6 +205,7 @@ class HealthCache:
         self._pid = os.getpid()
         self.rounds = 0
         self.primary: probe.PrimaryProbe | None = None
+        self._last_primary_lsn: int | None = None
 
     # -- reading (request path: memory only) ----------------------------------------
 
@@ -181,7 +221,9 @@ class HealthCache:
                 logger.warning("replica %s is down (%s): reads go elsewhere", alias, reason)
             self._snapshot = {**self._snapshot, alias: ReplicaHealth(alias, state=DOWN, reason=reason)}
             metrics.replica_usable.labels(alias).set(0)
-            self._tracks.setdefault(alias, _Track()).ever_left = True
+            track = self._tracks.setdefault(alias, _Track())
+            track.ever_left = True
+            track.marked_down_at = time.monotonic()
 
     # -- probing (background thread) -----------------------------------------------------
 
@@ -223,6 +265,8 @@ class HealthCache:
             else probe.PrimaryProbe(config.primary, ok=False, duration=timeout, started=started, error="timed out")
         )
         self.primary = primary
+        if primary.ok and primary.lsn is not None:
+            self._last_primary_lsn = primary.lsn
         for alias in config.replicas:
             if alias not in self._inflight or self._inflight[alias].done():
                 self._inflight[alias] = self._pool.submit(
@@ -235,20 +279,28 @@ class HealthCache:
             if future.done():
                 results[alias] = future.result()
             else:
-                results[alias] = probe.ReplicaProbe(alias, ok=False, duration=timeout, error="probe timed out")
+                results[alias] = probe.ReplicaProbe(
+                    alias, ok=False, duration=timeout, started=started - timeout, timed_out=True,
+                    error=f"probe timed out after {timeout:g} s",
+                )  # fmt: skip
         with self._lock:
             snapshot = {}
             for alias, result in results.items():
                 previous = self._snapshot.get(alias, ReplicaHealth(alias))
-                health = assess(previous, self._tracks.setdefault(alias, _Track()), result, primary, config)
+                track = self._tracks.setdefault(alias, _Track())
+                if result.started < track.marked_down_at:
+                    # Began before a request saw it fail: too old to readmit it.
+                    snapshot[alias] = previous
+                    continue
+                health = assess(previous, track, result, primary, config, self._last_primary_lsn)
                 _log_transition(previous, health)
                 snapshot[alias] = health
             self._snapshot = snapshot
             metrics.observe_round(snapshot, results, config.max_staleness_seconds, config.max_lag_bytes)
             self.rounds += 1
             self._round_done.notify_all()
-        for alias, health in snapshot.items():
-            if health.state == DOWN:
+        for alias, result in results.items():
+            if result.timed_out:
                 abort_connections(alias)  # queries stuck on a hung replica fail over now
         return snapshot
 
@@ -271,6 +323,7 @@ class HealthCache:
             self._tracks = {}
             self._inflight = {}
             self.primary = None
+            self._last_primary_lsn = None
 
     def _after_fork(self) -> None:
         self._pid = os.getpid()
@@ -279,6 +332,7 @@ class HealthCache:
         self._inflight = {}
         self._snapshot = {}
         self._tracks = {}
+        self._last_primary_lsn = None
         self._lock = threading.Lock()
         self._round_done = threading.Condition(self._lock)
 

@@ -19,12 +19,14 @@ SELECT pg_is_in_recovery(),
        pg_last_wal_receive_lsn()::text,
        pg_last_wal_replay_lsn()::text,
        extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8,
-       (SELECT status FROM pg_stat_wal_receiver LIMIT 1)
+       (SELECT status FROM pg_stat_wal_receiver LIMIT 1),
+       extract(epoch FROM clock_timestamp())::float8
 """
 
 PRIMARY_SQL = """
 SELECT pg_is_in_recovery(),
-       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+       extract(epoch FROM clock_timestamp())::float8
 """
 
 # Keys Django adds for its own connections that are not libpq parameters.
@@ -36,7 +38,10 @@ class ReplicaProbe:
     alias: str
     ok: bool
     duration: float
+    started: float = 0.0  # time.monotonic() when the probe began
+    timed_out: bool = False  # no answer in time: the server may be hung
     error: str | None = None
+    clock: float | None = None  # the server's clock (epoch seconds), to correct replay_age for skew
     in_recovery: bool | None = None
     receive_lsn: int | None = None
     replay_lsn: int | None = None
@@ -52,6 +57,7 @@ class PrimaryProbe:
     started: float  # time.monotonic() before asking: the position is at least this recent
     error: str | None = None
     lsn: int | None = None
+    clock: float | None = None
 
 
 def parse_lsn(text: str | None) -> int | None:
@@ -90,13 +96,16 @@ def _query(alias: str, sql: str, connect_timeout: float, statement_timeout: floa
 def probe_replica(alias: str, connect_timeout: float, statement_timeout: float) -> ReplicaProbe:
     start = time.monotonic()
     try:
-        in_recovery, receive, replay, age, status = _query(alias, REPLICA_SQL, connect_timeout, statement_timeout)
+        row = _query(alias, REPLICA_SQL, connect_timeout, statement_timeout)
+        in_recovery, receive, replay, age, status, clock = row
     except Exception as exc:  # any failure means "not usable"; the reason is kept for the status page
-        return ReplicaProbe(alias, ok=False, duration=time.monotonic() - start, error=describe(exc))
+        return ReplicaProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
     return ReplicaProbe(
         alias,
         ok=True,
         duration=time.monotonic() - start,
+        started=start,
+        clock=clock,
         in_recovery=bool(in_recovery),
         receive_lsn=parse_lsn(receive),
         replay_lsn=parse_lsn(replay),
@@ -108,14 +117,16 @@ def probe_replica(alias: str, connect_timeout: float, statement_timeout: float) 
 def probe_primary(alias: str, connect_timeout: float, statement_timeout: float) -> PrimaryProbe:
     start = time.monotonic()
     try:
-        in_recovery, lsn = _query(alias, PRIMARY_SQL, connect_timeout, statement_timeout)
+        in_recovery, lsn, clock = _query(alias, PRIMARY_SQL, connect_timeout, statement_timeout)
     except Exception as exc:
         return PrimaryProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
     if in_recovery:
         return PrimaryProbe(
             alias, ok=False, duration=time.monotonic() - start, started=start, error="the primary is in recovery"
         )
-    return PrimaryProbe(alias, ok=True, duration=time.monotonic() - start, started=start, lsn=parse_lsn(lsn))
+    return PrimaryProbe(
+        alias, ok=True, duration=time.monotonic() - start, started=start, lsn=parse_lsn(lsn), clock=clock
+    )
 
 
 REPLICATION_SQL = """

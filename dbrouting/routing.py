@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
+from typing import Any
 
 from django.db import connections
 
@@ -36,12 +38,15 @@ def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
         if tolerance is None:
             tolerance = config.max_staleness_seconds
         snapshot = cache.snapshot()
+        now = time.monotonic()
+        # A snapshot older than this means the prober is stuck: trust it no more.
+        max_age = 3 * config.check_interval_seconds + 2 * config.probe_timeout_seconds
         candidates = [
             health
             for alias in config.replicas
             if alias not in exclude
             and (health := snapshot.get(alias)) is not None
-            and health.usable(tolerance, config.max_lag_bytes)
+            and health.usable(tolerance, config.max_lag_bytes, now, max_age)
         ]
         reason = NO_USABLE
         lsn = required_lsn()
@@ -67,3 +72,39 @@ def note_write() -> str:
     if config.pin_after_write:
         state.pinned = True
     return config.primary
+
+
+# Statements that change data or schema. A write made without the router (``.using("default")``,
+# raw SQL on a cursor) must pin the rest of the scope too: this classifies what the primary runs.
+WRITE_VERBS = frozenset(
+    {
+        "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE", "COPY", "GRANT",
+        "REVOKE", "COMMENT", "LOCK", "CALL", "DO", "REFRESH", "REINDEX", "CLUSTER", "VACUUM", "SECURITY",
+        "IMPORT",
+    }
+)  # fmt: skip
+
+
+def _statement_writes(sql: object) -> bool:
+    text = sql if isinstance(sql, str) else str(sql)
+    head = text.lstrip(" \t\n(").split(None, 1)
+    if not head:
+        return False
+    verb = head[0].upper()
+    if verb == "WITH":  # a data-modifying CTE
+        upper = text.upper()
+        return any(f"{word} " in upper for word in ("INSERT", "UPDATE", "DELETE", "MERGE"))
+    return verb in WRITE_VERBS
+
+
+def detect_writes(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+    """``execute_wrapper`` on the primary's connections: a write pins the current scope."""
+    if _statement_writes(sql):
+        note_write()
+    return execute(sql, params, many, context)
+
+
+def install_write_detector(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """``connection_created`` receiver: every connection to the primary, in every thread."""
+    if connection.alias == get_config().primary and detect_writes not in connection.execute_wrappers:
+        connection.execute_wrappers.append(detect_writes)

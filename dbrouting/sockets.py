@@ -21,31 +21,50 @@ _lock = threading.Lock()
 _open: dict[str, weakref.WeakSet[Any]] = {}
 
 
-def register(alias: str, wrapper: Any) -> None:
-    """Remember a Django connection wrapper whose ``connection`` talks to ``alias``."""
+def register(alias: str, wrapper: Any, raw_connection: Any) -> None:
+    """Remember a Django connection wrapper talking to ``alias``, with a socket object of its own.
+
+    The socket is duplicated at connect time, while the descriptor surely belongs to this
+    connection; a later shutdown then acts on that socket object, never on a number that another
+    file may have taken since. ``release`` closes it with the connection.
+    """
+    try:
+        wrapper._dbrouting_socket = socket.socket(fileno=os.dup(raw_connection.pgconn.socket))
+    except (OSError, AttributeError, ValueError):
+        wrapper._dbrouting_socket = None
+        return
     with _lock:
         _open.setdefault(alias, weakref.WeakSet()).add(wrapper)
 
 
+def release(wrapper: Any) -> None:
+    sock = getattr(wrapper, "_dbrouting_socket", None)
+    wrapper._dbrouting_socket = None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
 def abort_connections(alias: str) -> int:
-    """Shut down the socket of every open connection to ``alias``; returns how many."""
+    """Shut down every open connection to ``alias``; returns how many."""
     with _lock:
         wrappers = list(_open.get(alias, ()))
     aborted = 0
     for wrapper in wrappers:
-        conn = getattr(wrapper, "connection", None)
-        if conn is None or conn.closed:
+        sock = getattr(wrapper, "_dbrouting_socket", None)
+        if sock is None:
             continue
-        try:
-            fd = os.dup(conn.pgconn.socket)
-        except Exception:  # noqa: S112 (closed meanwhile: nothing to cut)
-            continue
-        try:
-            sock = socket.socket(fileno=fd)
-        except OSError:
-            os.close(fd)
-            continue
-        with sock, contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # closed meanwhile: nothing to cut
             sock.shutdown(socket.SHUT_RDWR)
             aborted += 1
     return aborted
+
+
+def _forget_after_fork() -> None:
+    # A forked child must never cut sockets it shares with its parent.
+    global _lock
+    _lock = threading.Lock()
+    _open.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 from django.db import connections
 from pgcluster import Cluster
 
-from dbrouting import replica_health, routing_scope
+from dbrouting import probe, replica_health, routing_scope
 from dbrouting.health import cache
 
 REPLICATION_TIMEOUT_S = 30.0
@@ -41,20 +42,23 @@ def replica_aliases() -> list[str]:
     return [alias for alias in connections if alias != "default"]
 
 
+def _node_query(alias: str, sql: str, params: tuple[object, ...] = ()) -> object:
+    """One value from a node, on a direct connection: never through the failover engine,
+    which could answer for a replica from another node."""
+    with psycopg.connect(autocommit=True, **probe.connection_params(alias, 2, 5)) as conn:
+        row = conn.execute(sql, params).fetchone()
+    return None if row is None else row[0]
+
+
 def wait_for_replicas(aliases: list[str] | None = None, timeout: float = REPLICATION_TIMEOUT_S) -> None:
     """Block until each replica has replayed the primary's current WAL position."""
-    with connections["default"].cursor() as cur:
-        cur.execute("SELECT pg_current_wal_lsn()")
-        (target,) = cur.fetchone()
+    target = _node_query("default", "SELECT pg_current_wal_insert_lsn()::text")
     deadline = time.monotonic() + timeout
     for alias in aliases if aliases is not None else replica_aliases():
         while True:
             try:
-                with connections[alias].cursor() as cur:
-                    cur.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target])
-                    (caught_up,) = cur.fetchone()
-            except Exception:  # a replica restarting in a cluster test: keep waiting
-                connections[alias].close()
+                caught_up = _node_query(alias, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,))
+            except psycopg.Error:  # a replica restarting in a cluster test: keep waiting
                 caught_up = False
             if caught_up:
                 break

@@ -43,8 +43,11 @@ def test_checks__replica_alias_typo() -> None:
     assert "replica2" in messages[0].hint
 
 
+EXPLICIT = {"REPLICAS": ["replica1", "replica2"]}
+
+
 def test_checks__replica_not_postgresql() -> None:
-    with override_settings(DATABASES=databases(replica2={"ENGINE": "django.db.backends.sqlite3"})):
+    with override_settings(DATABASES=databases(replica2={"ENGINE": "django.db.backends.sqlite3"}), DBROUTING=EXPLICIT):
         assert "dbrouting.E003" in ids()
 
 
@@ -58,7 +61,9 @@ def test_checks__replica_that_is_the_primary() -> None:
 
 
 def test_checks__replica_without_the_failover_engine() -> None:
-    with override_settings(DATABASES=databases(replica1={"ENGINE": "django.db.backends.postgresql"})):
+    with override_settings(
+        DATABASES=databases(replica1={"ENGINE": "django.db.backends.postgresql"}), DBROUTING=EXPLICIT
+    ):
         assert ids() == {"dbrouting.W001"}
 
 
@@ -88,6 +93,23 @@ def test_config__rejects_bad_values_clearly(value: dict, message: str) -> None:
         with pytest.raises(ImproperlyConfigured, match=message):
             get_config()
         assert "dbrouting.E007" in ids()
+
+
+def test_config__default_replicas_are_the_aliases_on_dbrouting_engines() -> None:
+    extra = {"analytics": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.postgresql"}}
+    with override_settings(DATABASES={**settings.DATABASES, **extra}):
+        assert get_config().replicas == ("replica1", "replica2")
+
+
+@pytest.mark.parametrize("value", [{"REPLICAS": 5}, {"PRIMARY": ["default"]}, {"MAX_STALENESS_SECONDS": float("nan")}])
+def test_config__odd_types_are_configuration_errors_not_crashes(value: dict) -> None:
+    with override_settings(DBROUTING=value):
+        assert "dbrouting.E007" in ids()
+
+
+@override_settings(DBROUTING={"STRATEGY": "dbrouting.strategies.Strategy"})
+def test_checks__strategy_that_cannot_be_built() -> None:
+    assert "dbrouting.E006" in ids()
 
 
 def test_config__defaults_and_override_settings() -> None:

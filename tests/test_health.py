@@ -15,6 +15,7 @@ CONFIG = Config(
     check_interval_seconds=0.5, connect_timeout_seconds=2, probe_timeout_seconds=1,
     strategy="dbrouting.strategies.RoundRobin", rejoin_after_checks=2, pin_after_write=True,
     causal_token_store=None, causal_cookie_name="c", causal_token_max_age_seconds=60, served_by_header=False,
+    metrics_allowed_networks=("127.0.0.1/32",),
 )  # fmt: skip
 
 
@@ -25,8 +26,8 @@ def primary(lsn: int | None = 1000, ok: bool = True) -> PrimaryProbe:
 def replica(replay: int = 1000, receive: int | None = None, age: float | None = 3600.0, **kw: object) -> ReplicaProbe:
     fields = {"ok": True, "in_recovery": True, "wal_receiver_status": "streaming", **kw}
     return ReplicaProbe(
-        "r", duration=0.001, receive_lsn=receive if receive is not None else replay, replay_lsn=replay,
-        replay_age_seconds=age, **fields,  # type: ignore[arg-type]
+        "r", duration=0.001, started=time.monotonic(), receive_lsn=receive if receive is not None else replay,
+        replay_lsn=replay, replay_age_seconds=age, **fields,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -96,12 +97,49 @@ def test_not_streaming__is_not_usable_while_the_primary_is_reachable() -> None:
     assert not health.usable(1e9, None)
 
 
-def test_primary_down__a_replica_that_replayed_all_it_received_stays_usable() -> None:
-    # Nothing new can commit while the primary is down: the replica is as fresh as can be.
+def test_primary_probe_failed__lag_is_not_zero_and_grows_from_the_last_known_position() -> None:
+    # A failed probe does not mean nothing commits: the primary may be busy or cut off from us.
+    seen = run([(replica(replay=3000), primary(lsn=3000)), (replica(replay=3000, age=3600.0), primary(ok=False))])
+    assert seen[0].lag_seconds == 0.0
+    assert seen[1].lag_seconds is not None
+    assert seen[1].lag_seconds > 0.0
+    assert seen[1].primary_lsn is None
+    time.sleep(0.05)
+    later = run([(replica(replay=3000), primary(lsn=3000)), (replica(replay=3000, age=3600.0), primary(ok=False))])
+    assert later[1].lag_seconds is not None
+
+
+def test_primary_probe_failed__a_replica_not_receiving_is_not_usable() -> None:
     [health] = run([(replica(replay=3000, receive=3000, wal_receiver_status=None), primary(ok=False))])
-    assert health.state == "ok"
-    assert health.lag_seconds == 0.0
-    assert health.usable(0.0, None)
+    assert health.state == "not_streaming"
+    assert not health.usable(1e9, None)
+
+
+def test_clock_skew__a_slow_replica_clock_does_not_hide_its_lag() -> None:
+    # The replica's clock is 10 s behind the primary's: its replay age reads 10 s too small.
+    now = time.time()
+    prim = PrimaryProbe("default", ok=True, duration=0.0, started=time.monotonic(), lsn=5000, clock=now)
+    rep = ReplicaProbe(
+        "r", ok=True, duration=0.0, started=prim.started, in_recovery=True, wal_receiver_status="streaming",
+        receive_lsn=5000, replay_lsn=1000, replay_age_seconds=0.0, clock=now - 10.0,
+    )  # fmt: skip
+    [health] = run([(rep, prim)])
+    assert health.lag_seconds == pytest.approx(10.0, abs=0.1)
+
+
+def test_replay_going_backwards__forgets_when_it_was_caught_up() -> None:
+    results = run([(replica(replay=9000), primary(lsn=9000)), (replica(replay=1000, age=3600.0), primary(lsn=9000))])
+    assert results[1].lag_seconds == 3600.0  # not "a moment since caught up"
+
+
+def test_usable__counts_the_snapshot_age_for_a_replica_that_was_behind() -> None:
+    [behind] = run([(replica(replay=1000, age=4.0), primary(lsn=1200))])
+    [caught_up] = run([(replica(replay=1200), primary(lsn=1200))])
+    later = (behind.measured_at or 0) + 2.0
+    assert behind.usable(5.0, None, now=(behind.measured_at or 0) + 0.5)
+    assert not behind.usable(5.0, None, now=later)  # 4 s then, 6 s now
+    assert caught_up.usable(5.0, None, now=later)
+    assert not caught_up.usable(5.0, None, now=later + 60, max_age=10)  # the prober stalled
 
 
 @pytest.mark.parametrize("max_lag_bytes", [None, 10_000])

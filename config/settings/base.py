@@ -27,11 +27,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "django_prometheus",
     "dbrouting",
     "gists",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Fresh read-routing state per request: a write pins only its own request to the primary.
     "dbrouting.middleware.RoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -41,6 +43,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -69,6 +72,8 @@ DBROUTING = {
     "MAX_LAG_BYTES": env.int("DBROUTING_MAX_LAG_BYTES", default=64 * 1024 * 1024),
     "CHECK_INTERVAL_SECONDS": env.float("DBROUTING_CHECK_INTERVAL_SECONDS", default=0.5),
     "STRATEGY": env.str("DBROUTING_STRATEGY", default="dbrouting.strategies.RoundRobin"),
+    # Outside DEBUG, /metrics answers only these networks (Prometheus' scraper).
+    "METRICS_ALLOWED_NETWORKS": env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

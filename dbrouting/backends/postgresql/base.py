@@ -33,24 +33,38 @@ _SERVER_GONE = {"57P01", "57P02", "57P03"}
 
 
 class FailoverMixin:
-    """The fallback behaviour, over any PostgreSQL ``DatabaseWrapper`` (see the module doc)."""
+    """The fallback behaviour, over any PostgreSQL ``DatabaseWrapper`` (see the module doc).
+
+    Only aliases listed in ``DBROUTING['REPLICAS']`` fall back; on any other alias (the primary
+    included) this engine behaves as Django's.
+    """
 
     alias: str
     connection: Any
     in_atomic_block: bool
 
+    def _is_replica(self) -> bool:
+        return self.alias in get_config().replicas
+
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()  # type: ignore[misc]
-        params["connect_timeout"] = max(2, math.ceil(get_config().connect_timeout_seconds))
+        if self._is_replica():
+            params["connect_timeout"] = max(2, math.ceil(get_config().connect_timeout_seconds))
         return params
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         connection = super().get_new_connection(conn_params)  # type: ignore[misc]
-        sockets.register(self.alias, self)
+        sockets.register(self.alias, self, connection)
         return connection
 
+    def _close(self) -> None:
+        sockets.release(self)
+        super()._close()  # type: ignore[misc]
+
     def _cursor(self, name: str | None = None) -> Any:
-        if not self.in_atomic_block and self._known_down():
+        if not self._is_replica() or self.in_atomic_block:
+            return super()._cursor(name)  # type: ignore[misc]
+        if self._known_down():
             # Marked down since the router chose it: do not wait on it.
             return self._fallback("marked down by the health cache", "marked_down")._cursor(name)
         try:
@@ -74,7 +88,7 @@ class FailoverMixin:
 
     def is_connection_failure(self, exc: BaseException) -> bool:
         """True when the error is about the connection and a retry elsewhere is safe."""
-        if self.in_atomic_block or not isinstance(exc, OperationalError | InterfaceError):
+        if self.in_atomic_block or not self._is_replica() or not isinstance(exc, OperationalError | InterfaceError):
             return False
         raw = self.connection
         if raw is None or raw.closed or getattr(raw, "broken", False):
@@ -96,16 +110,39 @@ class FailoverMixin:
 class _Failover(CursorWrapper):
     """Retry a read that lost its replica connection on the fallback node, same SQL."""
 
+    def _retry(self, exc: DatabaseError) -> bool:
+        """Move this wrapper onto the fallback node; False when the error is not ours to hide."""
+        if not (isinstance(self.db, FailoverMixin) and self.db.is_connection_failure(exc)):
+            return False
+        name = getattr(self.cursor, "name", None)  # keep a server-side cursor server-side
+        target = self.db._fallback(describe(exc), "broken")
+        fresh = target._cursor(name)
+        self.cursor, self.db = fresh.cursor, fresh.db
+        return True
+
     def execute(self, sql: Any, params: Any = None) -> Any:
         try:
             return super().execute(sql, params)
         except DatabaseError as exc:
-            if not (isinstance(self.db, FailoverMixin) and self.db.is_connection_failure(exc)):
+            if not self._retry(exc):
                 raise
-            target = self.db._fallback(describe(exc), "broken")
-            fresh = target._cursor()
-            self.cursor, self.db = fresh.cursor, fresh.db
             return self.execute(sql, params)
+
+    def executemany(self, sql: Any, param_list: Any) -> Any:
+        try:
+            return super().executemany(sql, param_list)
+        except DatabaseError as exc:
+            if not self._retry(exc):
+                raise
+            return self.executemany(sql, param_list)
+
+    def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:
+        try:
+            return super().callproc(procname, params, kparams)
+        except DatabaseError as exc:
+            if not self._retry(exc):
+                raise
+            return self.callproc(procname, params, kparams)
 
 
 class FailoverCursorWrapper(_Failover):

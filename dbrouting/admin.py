@@ -1,0 +1,47 @@
+"""The staff-only "Replica status" page: the table of ``manage.py replica_status``, live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from .models import ReplicaStatus
+from .status import COLUMNS, measure, table_rows
+
+REFRESH_SECONDS = 5
+
+
+@admin.register(ReplicaStatus)
+class ReplicaStatusAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Every staff member may look; nobody adds, changes or deletes."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        report = measure(wait_for_cache=False)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Replica status",
+            "opts": self.model._meta,
+            "report": report,
+            "columns": COLUMNS,
+            "rows": table_rows(report),
+            "refresh_seconds": REFRESH_SECONDS,
+        }
+        return TemplateResponse(request, "admin/dbrouting/replica_status.html", context)

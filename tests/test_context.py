@@ -1,0 +1,90 @@
+"""Routing blocks as context managers and decorators: nesting, reuse, async, generators."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync, markcoroutinefunction
+
+from dbrouting import max_staleness, use_primary
+from dbrouting.context import is_forced, staleness_override
+
+
+def test_one_instance_reused_nested_restores_the_outer_value() -> None:
+    loose = max_staleness(3600)
+    with loose:
+        with loose:
+            assert staleness_override() == 3600
+        assert staleness_override() == 3600
+    assert staleness_override() is None
+    primary = use_primary()
+    with primary, primary:
+        assert is_forced()
+    assert not is_forced()
+
+
+def test_one_instance_shared_by_threads_leaks_nothing() -> None:
+    shared = use_primary()
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(200):
+                with shared:
+                    barrier.wait(timeout=5) if _ == 0 else None
+                    assert is_forced()
+                assert not is_forced()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert not is_forced()
+
+
+def test_decorator__async_function_marked_as_coroutine_is_awaited_inside_the_block() -> None:
+    class View:
+        def __call__(self) -> object:
+            async def run() -> bool:
+                return is_forced()
+
+            return run()
+
+    view = View()
+    markcoroutinefunction(view)  # what Django does for async class-based views' as_view()
+
+    def handler() -> object:
+        return view()
+
+    markcoroutinefunction(handler)
+    wrapped = use_primary()(handler)
+    assert async_to_sync(wrapped)() is True
+    assert not is_forced()
+
+
+def test_decorator__plain_async_function() -> None:
+    @max_staleness(7)
+    async def view() -> float | None:
+        return staleness_override()
+
+    assert async_to_sync(view)() == 7
+    assert staleness_override() is None
+
+
+def test_decorator__refuses_generators() -> None:
+    def gen() -> object:
+        yield is_forced()
+
+    async def agen() -> object:
+        yield is_forced()
+
+    with pytest.raises(TypeError, match="generator"):
+        use_primary()(gen)
+    with pytest.raises(TypeError, match="generator"):
+        use_primary()(agen)
