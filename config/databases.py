@@ -69,6 +69,18 @@ def parse_database_url(variable: str, url: str) -> dict[str, Any]:
     return config
 
 
+def env_number(env: environ.Env, name: str, default: float, cast: type[int] | type[float] = int) -> Any:
+    """A numeric variable, or ImproperlyConfigured naming it (django-environ would raise ValueError)."""
+    raw = env.str(name, default="")
+    if raw.strip() == "":
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        kind = "an integer" if cast is int else "a number"
+        raise ImproperlyConfigured(f"{name} must be {kind}, not {raw!r}") from None
+
+
 def databases_from_env(
     env: environ.Env,
     *,
@@ -86,10 +98,10 @@ def databases_from_env(
 
     common = {
         # Persistent connections with a health check on reuse: see README, "Connections".
-        "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60),
+        "CONN_MAX_AGE": env_number(env, "DB_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
     }
-    connect_timeout = env.int("DB_CONNECT_TIMEOUT", default=3)
+    connect_timeout = env_number(env, "DB_CONNECT_TIMEOUT", 3)
 
     def build(variable: str, url: str, alias: str) -> dict[str, Any]:
         config = parse_database_url(variable, url)

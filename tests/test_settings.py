@@ -129,3 +129,11 @@ def test_production__starts_with_real_values() -> None:
     }
     proc = run_manage(env, "check", "--deploy", "--fail-level", "ERROR")
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(("name", "value"), [("DB_CONN_MAX_AGE", "soon"), ("DBROUTING_MAX_STALENESS_SECONDS", "1.5s")])
+def test_manage__bad_number_is_one_line_naming_the_variable(name: str, value: str) -> None:
+    proc = run_manage({name: value}, "check")
+    assert proc.returncode == 2
+    kind = "an integer" if name.startswith("DB_") else "a number"
+    assert proc.stderr.strip() == f"configuration error: {name} must be {kind}, not {value!r}"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from config.databases import env_number
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 # One environment reader; a .env file in the project is read when present.
@@ -68,9 +70,9 @@ TEMPLATES = [
 # Reads go to a usable replica, writes to the primary: see dbrouting/ and the README.
 DATABASE_ROUTERS = ["dbrouting.router.PrimaryReplicaRouter"]
 DBROUTING = {
-    "MAX_STALENESS_SECONDS": env.float("DBROUTING_MAX_STALENESS_SECONDS", default=5.0),
-    "MAX_LAG_BYTES": env.int("DBROUTING_MAX_LAG_BYTES", default=64 * 1024 * 1024),
-    "CHECK_INTERVAL_SECONDS": env.float("DBROUTING_CHECK_INTERVAL_SECONDS", default=0.5),
+    "MAX_STALENESS_SECONDS": env_number(env, "DBROUTING_MAX_STALENESS_SECONDS", 5.0, float),
+    "MAX_LAG_BYTES": env_number(env, "DBROUTING_MAX_LAG_BYTES", 64 * 1024 * 1024),
+    "CHECK_INTERVAL_SECONDS": env_number(env, "DBROUTING_CHECK_INTERVAL_SECONDS", 0.5, float),
     "STRATEGY": env.str("DBROUTING_STRATEGY", default="dbrouting.strategies.RoundRobin"),
     # Outside DEBUG, /metrics answers only these networks (Prometheus' scraper).
     "METRICS_ALLOWED_NETWORKS": env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]),

@@ -1,0 +1,219 @@
+"""Prometheus metrics (by deltas), /metrics access, the admin status page, the Gist admin
+through the router, and metrics summed over gunicorn workers."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import connections
+from django.test import Client, override_settings
+from pgcluster import Cluster
+from prometheus_client import REGISTRY
+
+from dbrouting.health import cache
+from gists.models import Gist
+
+from .conftest import wait_for_replicas, wait_until
+from .factories import make_gist
+from .test_failover import terminate_app_sessions
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("warm_health")
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+def test_reads_total__counts_each_read_by_alias_and_reason() -> None:
+    gist = make_gist()
+    before = {a: sample("dbrouting_reads_total", alias=a, reason="replica") for a in ("replica1", "replica2")}
+    forced = sample("dbrouting_reads_total", alias="default", reason="forced")
+    for _ in range(6):
+        Gist.objects.filter(pk=gist.pk).exists()
+    from dbrouting import use_primary
+
+    with use_primary():
+        Gist.objects.filter(pk=gist.pk).exists()
+    after = {a: sample("dbrouting_reads_total", alias=a, reason="replica") for a in ("replica1", "replica2")}
+    assert sum(after.values()) - sum(before.values()) == 6
+    assert sample("dbrouting_reads_total", alias="default", reason="forced") - forced == 1
+
+
+def test_gauges_and_probe_metrics__move_with_the_health_cache() -> None:
+    probes = sample("dbrouting_probe_duration_seconds_count", alias="replica1")
+    cache.wait_for_rounds(2)
+    assert sample("dbrouting_probe_duration_seconds_count", alias="replica1") - probes >= 2
+    assert sample("dbrouting_replica_usable", alias="replica1") == 1.0
+    assert REGISTRY.get_sample_value("dbrouting_replica_lag_bytes", {"alias": "replica2"}) is not None
+    assert sample("dbrouting_replica_lag_seconds", alias="replica2") == 0.0
+
+
+def test_fallbacks_total__counts_a_failover(cluster: Cluster) -> None:
+    make_gist()
+    Gist.objects.using("replica1").exists()
+    before = sample("dbrouting_fallbacks_total", alias="replica1", cause="broken")
+    terminate_app_sessions(cluster, "replica1")
+    assert Gist.objects.using("replica1").exists()
+    assert sample("dbrouting_fallbacks_total", alias="replica1", cause="broken") - before == 1
+    assert sample("dbrouting_replica_usable", alias="replica1") == 0.0
+    wait_until(lambda: sample("dbrouting_replica_usable", alias="replica1") == 1.0, what="replica1 usable again")
+
+
+def test_django_prometheus__counts_queries_per_alias() -> None:
+    make_gist()
+    for _ in range(2):  # open both replica connections first: opening runs set-up queries
+        Gist.objects.exists()
+    name = "django_db_execute_total"
+    before = {a: sample(name, alias=a, vendor="postgresql") for a in ("default", "replica1", "replica2")}
+    for _ in range(4):
+        Gist.objects.exists()
+    after = {a: sample(name, alias=a, vendor="postgresql") for a in before}
+    assert after["replica1"] - before["replica1"] == 2
+    assert after["replica2"] - before["replica2"] == 2
+
+
+def test_metrics_endpoint__open_to_allowed_networks_only(client: Client) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert b"dbrouting_reads_total" in response.content
+    config = {**settings.DBROUTING, "METRICS_ALLOWED_NETWORKS": ["10.0.0.0/8"]}
+    with override_settings(DBROUTING=config):
+        assert client.get("/metrics").status_code == 403
+        assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+        with override_settings(DEBUG=True):
+            assert client.get("/metrics").status_code == 200
+
+
+# -- admin ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff() -> Client:
+    User.objects.db_manager("default").create_user("staff", "s@example.com", "pw-for-tests-only", is_staff=True)
+    User.objects.db_manager("default").create_user("user", "u@example.com", "pw-for-tests-only")
+    User.objects.db_manager("default").create_superuser("root", "r@example.com", "pw-for-tests-only")
+    wait_for_replicas()
+    client = Client()
+    assert client.login(username="staff", password="pw-for-tests-only")
+    wait_for_replicas()
+    return client
+
+
+def test_admin_status_page__for_staff_linked_from_the_index(staff: Client) -> None:
+    index = staff.get("/admin/")
+    assert b"/admin/dbrouting/replicastatus/" in index.content
+    page = staff.get("/admin/dbrouting/replicastatus/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'http-equiv="refresh"' in html
+    assert "<td>replica1</td>" in html
+    assert f"<td>127.0.0.1:{connections['replica1'].settings_dict['PORT']}</td>" in html
+    assert "healthy" in html
+    assert connections["replica1"].settings_dict["PASSWORD"] not in html
+
+
+def test_admin_status_page__refused_to_others(staff: Client) -> None:
+    assert Client().get("/admin/dbrouting/replicastatus/").status_code == 302
+    user = Client()
+    assert user.login(username="user", password="pw-for-tests-only")
+    wait_for_replicas()
+    response = user.get("/admin/dbrouting/replicastatus/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+    assert staff.post("/admin/dbrouting/replicastatus/add/").status_code in (403, 404)
+
+
+def test_gist_admin__add_and_change_round_trip_through_the_router(staff: Client) -> None:
+    root = Client()
+    assert root.login(username="root", password="pw-for-tests-only")
+    wait_for_replicas()
+    form = {"title": "From admin", "content": "c", "latitude": "10", "longitude": "20", "_save": "Save"}
+    added = root.post("/admin/gists/gist/add/", form)
+    assert added.status_code == 302, added.content[:500]
+    gist = Gist.objects.using("default").get(title="From admin")
+    listing = root.get(added["Location"])  # the page after the save shows the saved data
+    assert b"From admin" in listing.content
+    changed = root.post(f"/admin/gists/gist/{gist.pk}/change/", {**form, "title": "Renamed"})
+    assert changed.status_code == 302
+    assert b"Renamed" in root.get(changed["Location"]).content
+    wait_for_replicas()
+    cache.wait_for_rounds(2)
+    later = root.get("/admin/gists/gist/")
+    assert later["X-DB-Served-By"].startswith("replica")  # the changelist reads a replica
+    assert b"Renamed" in later.content
+
+
+# -- gunicorn, several workers ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    db = connections["default"].settings_dict
+    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{{port}}/{db['NAME']}"
+    replica_ports = [connections[a].settings_dict["PORT"] for a in ("replica1", "replica2")]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DEBUG": "false",
+        "DATABASE_URL": url.format(port=db["PORT"]),
+        "DATABASE_REPLICA_URLS": ",".join(url.format(port=p) for p in replica_ports),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return urllib.request.urlopen(f"{base}/api/gists/", timeout=2).status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, timeout=60, what="gunicorn serving")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_gunicorn_workers__metrics_sum_every_worker(gunicorn: str, tmp_path: Path) -> None:
+    make_gist()
+    for _ in range(40):
+        with urllib.request.urlopen(f"{gunicorn}/api/gists/", timeout=10) as response:
+            assert response.status == 200
+    pids = {re.sub(r"\D", "", p.name.split("_")[-1]) for p in (tmp_path / "prom").glob("counter_*.db")}
+    time.sleep(0)  # files are written synchronously by each request
+    text = urllib.request.urlopen(f"{gunicorn}/metrics", timeout=10).read().decode()
+    reads = sum(
+        float(value)
+        for labels, value in re.findall(r"^dbrouting_reads_total\{([^}]*)\} ([0-9.e+]+)$", text, re.MULTILINE)
+    )
+    assert reads >= 40
+    assert len(pids) == 2, pids
