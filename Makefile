@@ -11,7 +11,7 @@ SEED_COUNT ?= 10000
 run: seed  ## serve the app on 127.0.0.1:$(PORT) against the local primary and replicas
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-test: venv cluster-up lint pytest  ## ruff, mypy, the whole pytest suite
+test: venv cluster-up lint terraform-test pytest  ## ruff, mypy, terraform checks, the whole pytest suite
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,6 @@ lint: venv
 
 pytest: venv cluster-up
 	$(VENV)/bin/pytest
+
+terraform-test:  ## fmt, validate, terraform test, checkov, apply/destroy against moto (terraform/README.md)
+	bash terraform/tests/run.sh

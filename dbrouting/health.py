@@ -18,6 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field, replace
 
+from django.core.exceptions import ImproperlyConfigured
+
 from . import metrics, probe
 from .conf import Config, get_config
 from .sockets import abort_connections
@@ -245,9 +247,14 @@ class HealthCache:
                 self.refresh()
             except RuntimeError:  # the interpreter is exiting: thread pools refuse new work
                 return
+            except ImproperlyConfigured as exc:  # reported by `manage.py check`; retry after a pause
+                logger.error("dbrouting: cannot probe replicas: %s", exc)
             except Exception:  # never let the prober die: log and carry on
                 logger.exception("dbrouting: health probe round failed")
-            interval = get_config().check_interval_seconds
+            try:
+                interval = get_config().check_interval_seconds
+            except ImproperlyConfigured:
+                interval = 1.0
             self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     def refresh(self) -> Mapping[str, ReplicaHealth]:

@@ -42,7 +42,7 @@ def replica_aliases() -> list[str]:
     return [alias for alias in connections if alias != "default"]
 
 
-def _node_query(alias: str, sql: str, params: tuple[object, ...] = ()) -> object:
+def node_query(alias: str, sql: str, params: tuple[object, ...] = ()) -> object:
     """One value from a node, on a direct connection: never through the failover engine,
     which could answer for a replica from another node."""
     with psycopg.connect(autocommit=True, **probe.connection_params(alias, 2, 5)) as conn:
@@ -52,12 +52,12 @@ def _node_query(alias: str, sql: str, params: tuple[object, ...] = ()) -> object
 
 def wait_for_replicas(aliases: list[str] | None = None, timeout: float = REPLICATION_TIMEOUT_S) -> None:
     """Block until each replica has replayed the primary's current WAL position."""
-    target = _node_query("default", "SELECT pg_current_wal_insert_lsn()::text")
+    target = node_query("default", "SELECT pg_current_wal_insert_lsn()::text")
     deadline = time.monotonic() + timeout
     for alias in aliases if aliases is not None else replica_aliases():
         while True:
             try:
-                caught_up = _node_query(alias, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,))
+                caught_up = node_query(alias, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,))
             except psycopg.Error:  # a replica restarting in a cluster test: keep waiting
                 caught_up = False
             if caught_up:
@@ -110,8 +110,10 @@ def _fresh_routing_state() -> Iterator[None]:
 
 @pytest.fixture
 def warm_health(live_db: None) -> None:
-    """The health cache has probed every replica at least twice (so rejoin hysteresis passed)."""
-    assert cache.wait_for_rounds(3, timeout=30), "the health cache did not complete probe rounds"
+    """The health cache has probed every replica, and finds them all usable (whatever an earlier
+    test did to them: hysteresis may still be holding one out)."""
+    assert cache.wait_for_rounds(2, timeout=30), "the health cache did not complete probe rounds"
+    wait_until(lambda: all(usable(a) for a in replica_aliases()), what="every replica usable")
 
 
 def usable(alias: str) -> bool:

@@ -16,23 +16,19 @@ from pgcluster import DEFAULT_DATA_DIR, Cluster
 
 from gists.models import Gist
 
-from .conftest import replica_aliases, wait_for_replicas
+from .conftest import node_query, replica_aliases, wait_for_replicas
 from .factories import make_gist
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_replicas__are_in_recovery_and_the_primary_is_not(live_db: None) -> None:
-    with connections["default"].cursor() as cur:
-        cur.execute("SELECT pg_is_in_recovery()")
-        assert cur.fetchone() == (False,)
+    # Direct connections: the question is about the servers, not about routing.
+    assert node_query("default", "SELECT pg_is_in_recovery()") is False
     assert replica_aliases() == ["replica1", "replica2"]
     for alias in replica_aliases():
-        with connections[alias].cursor() as cur:
-            cur.execute("SELECT pg_is_in_recovery(), current_setting('port')")
-            in_recovery, port = cur.fetchone()
-        assert in_recovery is True
-        assert int(port) == connections[alias].settings_dict["PORT"]
+        assert node_query(alias, "SELECT pg_is_in_recovery()") is True
+        assert int(str(node_query(alias, "SELECT current_setting('port')"))) == connections[alias].settings_dict["PORT"]
 
 
 def test_primary__lists_two_streaming_standbys(live_db: None) -> None:
