@@ -26,8 +26,8 @@ from .sockets import abort_connections
 
 logger = logging.getLogger("dbrouting")
 
-OK, DOWN, LAGGING, PROMOTED, NOT_STREAMING, REJOINING, UNKNOWN = (
-    "ok", "down", "lagging", "promoted", "not_streaming", "rejoining", "unknown",
+OK, DOWN, LAGGING, PROMOTED, NOT_STREAMING, REJOINING, FOREIGN, UNKNOWN = (
+    "ok", "down", "lagging", "promoted", "not_streaming", "rejoining", "foreign", "unknown",
 )  # fmt: skip
 
 
@@ -115,12 +115,23 @@ def assess(
     when this round's primary probe failed: a failed probe does not mean nothing is committing.
     """
     now = time.time()
-    if not result.ok or not result.in_recovery:
+    foreign = (
+        result.ok
+        and primary.ok
+        and None not in (result.system_identifier, primary.system_identifier)
+        and result.system_identifier != primary.system_identifier
+    )
+    if not result.ok or not result.in_recovery or foreign:
         track.lag_seconds.clear()
         track.lag_bytes.clear()
         track.ever_left = True
         track.caught_up_at = track.last_replay = None
-        state, reason = (DOWN, result.error) if not result.ok else (PROMOTED, "not in recovery: promoted")
+        if not result.ok:
+            state, reason = DOWN, result.error
+        elif foreign:
+            state, reason = FOREIGN, "not a standby of this primary (another cluster's system identifier)"
+        else:
+            state, reason = PROMOTED, "not in recovery: promoted"
         return replace(
             ReplicaHealth(result.alias, state=state, reason=reason, in_recovery=result.in_recovery),
             checked_at=now,
@@ -155,17 +166,21 @@ def assess(
         track.lag_seconds.popleft()
         track.lag_bytes.popleft()
 
-    streak = previous.good_streak + 1 if receiving else 0
-    if not receiving:
+    # A replica must be receiving WAL, except while the primary itself cannot be reached (a
+    # restart, say): then nothing new can reach it anyway, and its lag, counted from when it was
+    # last seen at the primary's position, keeps growing until the tolerance excludes it.
+    linked = receiving or not primary.ok
+    streak = previous.good_streak + 1 if linked else 0
+    if not linked:
         track.ever_left = True
-    available = receiving and (not track.ever_left or streak >= window)
+    available = linked and (not track.ever_left or streak >= window)
     if available:
         track.ever_left = False
     worst_seconds, worst_bytes = max(track.lag_seconds), max(track.lag_bytes)
     within = worst_seconds <= config.max_staleness_seconds and (
         config.max_lag_bytes is None or worst_bytes <= config.max_lag_bytes
     )
-    if not receiving:
+    if not linked:
         state, reason = NOT_STREAMING, f"WAL receiver {result.wal_receiver_status or 'not running'}"
     elif not available:
         state, reason = REJOINING, f"{streak}/{window} good probes"
@@ -354,6 +369,8 @@ def _log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
             logger.info("replica %s is usable again", current.alias)
     elif current.state == PROMOTED:
         logger.error("replica %s is no longer in recovery (promoted?): no reads go to it", current.alias)
+    elif current.state == FOREIGN:
+        logger.error("replica %s is not a standby of the primary (another cluster): no reads go to it", current.alias)
     elif current.state in (DOWN, LAGGING, NOT_STREAMING):
         logger.warning("replica %s is %s (%s): no reads go to it", current.alias, current.state, current.reason)
 

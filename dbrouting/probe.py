@@ -20,13 +20,15 @@ SELECT pg_is_in_recovery(),
        pg_last_wal_replay_lsn()::text,
        extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8,
        (SELECT status FROM pg_stat_wal_receiver LIMIT 1),
-       extract(epoch FROM clock_timestamp())::float8
+       extract(epoch FROM clock_timestamp())::float8,
+       (SELECT system_identifier FROM pg_control_system())
 """
 
 PRIMARY_SQL = """
 SELECT pg_is_in_recovery(),
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
-       extract(epoch FROM clock_timestamp())::float8
+       extract(epoch FROM clock_timestamp())::float8,
+       (SELECT system_identifier FROM pg_control_system())
 """
 
 # Keys Django adds for its own connections that are not libpq parameters.
@@ -42,6 +44,7 @@ class ReplicaProbe:
     timed_out: bool = False  # no answer in time: the server may be hung
     error: str | None = None
     clock: float | None = None  # the server's clock (epoch seconds), to correct replay_age for skew
+    system_identifier: int | None = None  # the cluster it belongs to: a standby shares its primary's
     in_recovery: bool | None = None
     receive_lsn: int | None = None
     replay_lsn: int | None = None
@@ -58,6 +61,7 @@ class PrimaryProbe:
     error: str | None = None
     lsn: int | None = None
     clock: float | None = None
+    system_identifier: int | None = None
 
 
 def parse_lsn(text: str | None) -> int | None:
@@ -97,7 +101,7 @@ def probe_replica(alias: str, connect_timeout: float, statement_timeout: float) 
     start = time.monotonic()
     try:
         row = _query(alias, REPLICA_SQL, connect_timeout, statement_timeout)
-        in_recovery, receive, replay, age, status, clock = row
+        in_recovery, receive, replay, age, status, clock, system_identifier = row
     except Exception as exc:  # any failure means "not usable"; the reason is kept for the status page
         return ReplicaProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
     return ReplicaProbe(
@@ -106,6 +110,7 @@ def probe_replica(alias: str, connect_timeout: float, statement_timeout: float) 
         duration=time.monotonic() - start,
         started=start,
         clock=clock,
+        system_identifier=system_identifier,
         in_recovery=bool(in_recovery),
         receive_lsn=parse_lsn(receive),
         replay_lsn=parse_lsn(replay),
@@ -117,7 +122,7 @@ def probe_replica(alias: str, connect_timeout: float, statement_timeout: float) 
 def probe_primary(alias: str, connect_timeout: float, statement_timeout: float) -> PrimaryProbe:
     start = time.monotonic()
     try:
-        in_recovery, lsn, clock = _query(alias, PRIMARY_SQL, connect_timeout, statement_timeout)
+        in_recovery, lsn, clock, system_identifier = _query(alias, PRIMARY_SQL, connect_timeout, statement_timeout)
     except Exception as exc:
         return PrimaryProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
     if in_recovery:
@@ -125,8 +130,9 @@ def probe_primary(alias: str, connect_timeout: float, statement_timeout: float) 
             alias, ok=False, duration=time.monotonic() - start, started=start, error="the primary is in recovery"
         )
     return PrimaryProbe(
-        alias, ok=True, duration=time.monotonic() - start, started=start, lsn=parse_lsn(lsn), clock=clock
-    )
+        alias, ok=True, duration=time.monotonic() - start, started=start, lsn=parse_lsn(lsn), clock=clock,
+        system_identifier=system_identifier,
+    )  # fmt: skip
 
 
 REPLICATION_SQL = """

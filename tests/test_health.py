@@ -109,9 +109,27 @@ def test_primary_probe_failed__lag_is_not_zero_and_grows_from_the_last_known_pos
     assert later[1].lag_seconds is not None
 
 
-def test_primary_probe_failed__a_replica_not_receiving_is_not_usable() -> None:
-    [health] = run([(replica(replay=3000, receive=3000, wal_receiver_status=None), primary(ok=False))])
-    assert health.state == "not_streaming"
+def test_primary_unreachable__a_replica_not_receiving_serves_only_within_the_tolerance() -> None:
+    # A primary restart: the replica's WAL receiver stops too. It has every commit up to when it
+    # was last seen at the primary's position, and its lag grows from there.
+    caught_up = (replica(replay=3000), primary(lsn=3000))
+    cut_off = (replica(replay=3000, age=3600.0, wal_receiver_status=None), primary(ok=False))
+    health = run([caught_up, cut_off])[-1]
+    assert health.state == "ok"
+    assert health.lag_seconds is not None
+    assert 0 < health.lag_seconds < 1
+    assert health.measured_at is not None
+    assert health.usable(5.0, None, now=health.measured_at + 1)
+    assert not health.usable(5.0, None, now=health.measured_at + 6)
+    # Never seen caught up: only the replay age bounds it, an hour here.
+    assert not run([cut_off])[-1].usable(5.0, None)
+
+
+def test_foreign_server__a_standby_of_another_cluster_is_not_usable() -> None:
+    prim = PrimaryProbe("default", ok=True, duration=0.0, started=time.monotonic(), lsn=10, system_identifier=1)
+    rep = replica(replay=10, system_identifier=2)
+    [health] = run([(rep, prim)])
+    assert health.state == "foreign"
     assert not health.usable(1e9, None)
 
 
