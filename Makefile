@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SEED_COUNT ?= 10000
 
-.PHONY: run test venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest terraform-test
+.PHONY: run test chaos venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest terraform-test
 
 run: seed  ## serve the app on 127.0.0.1:$(PORT) against the local primary and replicas
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
@@ -48,3 +48,7 @@ pytest: venv cluster-up
 
 terraform-test:  ## fmt, validate, terraform test, checkov, apply/destroy against moto (terraform/README.md)
 	bash terraform/tests/run.sh
+
+chaos: venv cluster-up  ## faults under load at full size, and the fuzzing; prints the figures
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-20} CHAOS_CLIENTS=$${CHAOS_CLIENTS:-8} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-3000} \
+		$(VENV)/bin/pytest -m "chaos or fuzz" -p no:randomly -q

@@ -166,10 +166,12 @@ def assess(
         track.lag_seconds.popleft()
         track.lag_bytes.popleft()
 
-    # A replica must be receiving WAL, except while the primary itself cannot be reached (a
-    # restart, say): then nothing new can reach it anyway, and its lag, counted from when it was
-    # last seen at the primary's position, keeps growing until the tolerance excludes it.
-    linked = receiving or not primary.ok
+    # A replica must be receiving WAL. A receiver that just stopped (a primary restart, a network
+    # blip) is given the benefit of its staleness bound: while the replica has replayed all it
+    # received and that bound, which keeps growing from when it was last seen at the primary's
+    # position, is within the tolerance, it still serves; past it, it is out as not streaming.
+    replayed_all = result.receive_lsn is None or replay >= result.receive_lsn
+    linked = receiving or caught_up or (replayed_all and lag_seconds <= config.max_staleness_seconds)
     streak = previous.good_streak + 1 if linked else 0
     if not linked:
         track.ever_left = True

@@ -86,8 +86,10 @@ class RoutingMiddleware:
         if state.wrote:
             try:
                 token = causal.capture()
-            except DatabaseError as exc:  # the write's own error is the response already
-                logger.warning("could not capture the causal token after a write: %s", exc)
+            except DatabaseError as exc:
+                # After a failed write (the primary is down) the error response says it already.
+                log = logger.warning if getattr(response, "status_code", 500) < 500 else logger.debug
+                log("could not capture the causal token after a write: %s", exc)
                 return
             if state.token_lsn is not None and state.token_lsn > token.lsn:
                 token = causal.CausalToken(state.token_lsn, token.minted_ms)

@@ -129,3 +129,27 @@ def replay_control(cluster: Cluster) -> Iterator[Cluster]:
         if cluster.is_running(cluster.node(alias)):
             cluster.psql(cluster.node(alias), "SELECT pg_wal_replay_resume()")
     wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas usable again")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The chaos and fuzzing figures, one name=value per line, totals last."""
+    from .chaos_harness import FIGURES
+
+    if not FIGURES:
+        return
+    write = terminalreporter.write_line
+    write("")
+    for name, figures in FIGURES.items():
+        if name.startswith("fuzz"):
+            continue
+        write(f"{name}: " + " ".join(f"{k}={v}" for k, v in figures.items()))
+    replica = [f for n, f in FIGURES.items() if n.startswith(("replica_", "combined"))]
+    if replica:
+        write(f"chaos_requests={sum(f['requests'] for f in replica)}")
+        write(f"chaos_read_errors={sum(f['read_errors'] for f in replica)}")
+        write(f"chaos_lost_writes={sum(f['lost_writes'] for f in replica)}")
+        write(f"chaos_ryw_violations={sum(f['ryw_violations'] for f in replica)}")
+        write(f"chaos_p99_ms={max(f['p99_ms'] for f in replica)}")
+    if "fuzz" in FIGURES:
+        write(f"fuzz_cases={FIGURES['fuzz']['cases']}")
+        write(f"fuzz_5xx={FIGURES['fuzz']['5xx']}")

@@ -91,10 +91,20 @@ def test_promoted_replica__is_not_usable() -> None:
     assert not health.usable(1e9, None)
 
 
-def test_not_streaming__is_not_usable_while_the_primary_is_reachable() -> None:
-    [health] = run([(replica(wal_receiver_status=None), primary())])
+def test_not_streaming__behind_the_primary_past_the_tolerance_is_not_usable() -> None:
+    [health] = run([(replica(replay=1000, age=60.0, wal_receiver_status=None), primary(lsn=2000))])
     assert health.state == "not_streaming"
     assert not health.usable(1e9, None)
+
+
+def test_not_streaming__a_receiver_that_just_stopped_keeps_serving_within_the_tolerance() -> None:
+    # The primary restarts: the replica's receiver stops a moment before the primary's probe fails.
+    streaming = (replica(replay=5000), primary(lsn=5000))
+    stopped = (replica(replay=5000, age=0.5, wal_receiver_status="waiting"), primary(lsn=5100))
+    health = run([streaming, stopped])[-1]
+    assert health.state == "ok"
+    assert health.usable(5.0, None)
+    assert health.receiving is False
 
 
 def test_primary_probe_failed__lag_is_not_zero_and_grows_from_the_last_known_position() -> None:

@@ -3,11 +3,7 @@ through the router, and metrics summed over gunicorn workers."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +20,7 @@ from prometheus_client import REGISTRY
 from dbrouting.health import cache
 from gists.models import Gist
 
+from .chaos_harness import database_url, gunicorn
 from .conftest import wait_for_replicas, wait_until
 from .factories import make_gist
 from .test_failover import terminate_app_sessions
@@ -161,56 +158,27 @@ def test_gist_admin__add_and_change_round_trip_through_the_router(staff: Client)
 # -- gunicorn, several workers ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def gunicorn(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
+def app_server(tmp_path: Path) -> Iterator[str]:
     db = connections["default"].settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{{port}}/{db['NAME']}"
-    replica_ports = [connections[a].settings_dict["PORT"] for a in ("replica1", "replica2")]
+    replicas = [connections[a].settings_dict for a in ("replica1", "replica2")]
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DEBUG": "false",
-        "DATABASE_URL": url.format(port=db["PORT"]),
-        "DATABASE_REPLICA_URLS": ",".join(url.format(port=p) for p in replica_ports),
+        "DATABASE_URL": database_url(db),
+        "DATABASE_REPLICA_URLS": ",".join(database_url(r) for r in replicas),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return urllib.request.urlopen(f"{base}/api/gists/", timeout=2).status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_until(up, timeout=60, what="gunicorn serving")
+    with gunicorn(env, workers=2) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
-def test_gunicorn_workers__metrics_sum_every_worker(gunicorn: str, tmp_path: Path) -> None:
+def test_gunicorn_workers__metrics_sum_every_worker(app_server: str, tmp_path: Path) -> None:
     make_gist()
     for _ in range(40):
-        with urllib.request.urlopen(f"{gunicorn}/api/gists/", timeout=10) as response:
+        with urllib.request.urlopen(f"{app_server}/api/gists/", timeout=10) as response:
             assert response.status == 200
     pids = {re.sub(r"\D", "", p.name.split("_")[-1]) for p in (tmp_path / "prom").glob("counter_*.db")}
     time.sleep(0)  # files are written synchronously by each request
-    text = urllib.request.urlopen(f"{gunicorn}/metrics", timeout=10).read().decode()
+    text = urllib.request.urlopen(f"{app_server}/metrics", timeout=10).read().decode()
     reads = sum(
         float(value)
         for labels, value in re.findall(r"^dbrouting_reads_total\{([^}]*)\} ([0-9.e+]+)$", text, re.MULTILINE)

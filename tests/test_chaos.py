@@ -1,0 +1,173 @@
+"""Faults under load (marker ``chaos``): the app under gunicorn, clients that check their own
+writes, and a replica killed, hung, paused, cut off, or all at once; then the primary restarted.
+
+``make test`` runs it small (CHAOS_SECONDS=6, CHAOS_CLIENTS=4); ``make chaos`` at full size.
+Figures per scenario and totals are printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.db import connections
+from pgcluster import Cluster
+
+from .chaos_harness import BlackholeProxy, Outcome, database_url, gunicorn, record, run_load
+from .conftest import node_query, usable, wait_for_replicas, wait_until
+from .factories import make_many
+
+pytestmark = [pytest.mark.chaos, pytest.mark.cluster, pytest.mark.usefixtures("warm_health")]
+
+SECONDS = float(os.environ.get("CHAOS_SECONDS", "6"))
+CLIENTS = int(os.environ.get("CHAOS_CLIENTS", "4"))
+TOLERANCE_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def proxy(django_db_setup: None) -> Iterator[BlackholeProxy]:
+    replica1 = BlackholeProxy(int(connections["replica1"].settings_dict["PORT"]))
+    yield replica1
+    replica1.close()
+
+
+@pytest.fixture(scope="module")
+def app(proxy: BlackholeProxy, django_db_setup: None) -> Iterator[str]:
+    db = connections["default"].settings_dict
+    env = {
+        "DATABASE_URL": database_url(db),
+        # replica1 behind the proxy that can cut it off the network; replica2 direct.
+        "DATABASE_REPLICA_URLS": ",".join(
+            [
+                database_url(connections["replica1"].settings_dict, proxy.port),
+                database_url(connections["replica2"].settings_dict),
+            ]
+        ),
+        "DBROUTING_CHECK_INTERVAL_SECONDS": "0.2",
+        "DBROUTING_MAX_STALENESS_SECONDS": str(TOLERANCE_S),
+        "DB_CONNECT_TIMEOUT": "2",
+    }
+    with gunicorn(env, workers=3) as base:
+        yield base
+
+
+@pytest.fixture
+def seeded(live_db: None) -> None:
+    make_many([(48.85 + i / 1000, 2.35 + i / 1000) for i in range(200)])
+
+
+def settle(cluster: Cluster, proxy: BlackholeProxy) -> None:
+    """Whatever a scenario did, put every node back and wait until all serve again."""
+    proxy.heal()
+    for alias in ("replica1", "replica2"):
+        node = cluster.node(alias)
+        if cluster.is_running(node):
+            cluster.signal(alias, signal.SIGCONT)
+        else:
+            cluster.start(alias)
+        cluster.psql(node, "SELECT pg_wal_replay_resume()")
+    if not cluster.is_running(cluster.primary):
+        cluster.start("primary")
+    wait_for_replicas()
+    wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas usable again")
+
+
+def lost_writes(outcome: Outcome) -> int:
+    if not outcome.acked:
+        return 0
+    found = node_query("default", "SELECT count(*) FROM gists_gist WHERE gist_id = ANY(%s)", (outcome.acked,))
+    return len(outcome.acked) - int(str(found))
+
+
+def scenario(fault: Callable[[Cluster, BlackholeProxy], None], hold: float = 3.0) -> Callable[..., None]:
+    """Load for SECONDS: the fault starts after a quarter and is healed ``hold`` seconds later."""
+
+    def run(cluster: Cluster, proxy: BlackholeProxy, seconds: float) -> None:
+        time.sleep(seconds / 4)  # load before the fault
+        fault(cluster, proxy)
+        time.sleep(hold)  # the fault lasts this long under load
+        settle(cluster, proxy)
+        time.sleep(max(0.0, seconds - seconds / 4 - hold))  # load after healing
+
+    return run
+
+
+def kill9(cluster: Cluster, proxy: BlackholeProxy) -> None:
+    cluster.signal("replica1", signal.SIGKILL)
+
+
+def hang(cluster: Cluster, proxy: BlackholeProxy) -> None:
+    cluster.signal("replica2", signal.SIGSTOP)
+
+
+def pause(cluster: Cluster, proxy: BlackholeProxy) -> None:
+    # Past the tolerance: replay paused longer than TOLERANCE_S while clients write.
+    cluster.psql(cluster.node("replica1"), "SELECT pg_wal_replay_pause()")
+
+
+def network_cut(cluster: Cluster, proxy: BlackholeProxy) -> None:
+    proxy.cut()
+
+
+def combined(cluster: Cluster, proxy: BlackholeProxy) -> None:
+    cluster.signal("replica1", signal.SIGKILL)
+    cluster.psql(cluster.node("replica2"), "SELECT pg_wal_replay_pause()")
+    proxy.cut()
+
+
+SCENARIOS = {
+    "replica_kill9": scenario(kill9),
+    "replica_sigstop": scenario(hang),
+    "replica_replay_paused": scenario(pause, hold=TOLERANCE_S + 2),
+    "replica_network_cut": scenario(network_cut),
+    "combined": scenario(combined),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_replica_fault_under_load(name: str, app: str, cluster: Cluster, proxy: BlackholeProxy, seeded: None) -> None:
+    run = SCENARIOS[name]
+    try:
+        outcome = run_load(app, CLIENTS, SECONDS, lambda s: run(cluster, proxy, s), seed=hash(name) % 1000)
+    finally:
+        settle(cluster, proxy)
+    figures = record(name, outcome, lost_writes(outcome))
+    assert outcome.requests > 20
+    assert figures["read_errors"] == 0, outcome.samples
+    assert figures["write_errors"] == 0, outcome.samples
+    assert figures["writes_unavailable"] == 0, outcome.samples
+    assert figures["lost_writes"] == 0
+    assert figures["ryw_violations"] == 0, outcome.samples
+    assert figures["hung"] == 0
+
+
+def restart_primary(cluster: Cluster, proxy: BlackholeProxy, seconds: float) -> None:
+    time.sleep(seconds / 4)
+    cluster.stop("primary", mode="fast")
+    time.sleep(1.0)  # down under load
+    cluster.start("primary")
+    settle(cluster, proxy)
+    time.sleep(max(0.0, seconds * 3 / 4 - 1.0))
+
+
+def test_primary_restart__writes_get_503_with_retry_after_and_recover(
+    app: str, cluster: Cluster, proxy: BlackholeProxy, seeded: None
+) -> None:
+    try:
+        outcome = run_load(app, CLIENTS, SECONDS, lambda s: restart_primary(cluster, proxy, s), seed=7)
+    finally:
+        settle(cluster, proxy)
+    for alias in connections:
+        connections[alias].close()
+    figures = record("primary_restart", outcome, lost_writes(outcome))
+    assert figures["write_errors"] == 0, outcome.samples  # a clean 503 + Retry-After, or success
+    assert figures["hung"] == 0
+    assert figures["lost_writes"] == 0
+    assert figures["ryw_violations"] == 0, outcome.samples
+    assert figures["acked_writes"] > 0  # writes recovered by themselves
+    # Reads meanwhile: replicas serve them while within the tolerance of their last known position.
+    print("primary restart samples:", outcome.samples)
+    assert figures["read_errors"] <= figures["requests"] * 0.05, outcome.samples
