@@ -1,0 +1,1 @@
+"""Benchmarks of the router: ``make bench`` runs them all (see ``bench/run_all.py``)."""

@@ -1,0 +1,147 @@
+"""The same fixed CPU quota for every PostgreSQL node, so that one machine models separate hosts.
+
+In order of preference: a cgroup v1 ``cpu`` controller (``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``),
+a cgroup v2 ``cpu.max``, else ``taskset``-style CPU affinity (``os.sched_setaffinity``: one CPU
+per node, round-robin, which bounds a node to one core but is no fraction of one). The
+postmaster and its children move into the node's group; the backends it forks later start there.
+The groups also get a high scheduling weight (``cpu.shares``/``cpu.weight``), so that on a busy
+machine the quota, not the competition, is what bounds each node.
+On leaving, every process goes back where the postmaster was and the groups are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgcluster import Cluster, _children
+
+PERIOD_US = 100_000
+# A high scheduling weight, so that the quota bounds a node, not the other work on the machine
+# (other engineers' test suites): a separate host would have its CPUs to itself.
+SHARES, WEIGHT = 8192, 800
+
+
+@dataclass
+class Limit:
+    method: str  # "cgroup-v1", "cgroup-v2" or "taskset"
+    setting: str  # what each node got, e.g. "cpu.cfs_quota_us=50000 cpu.cfs_period_us=100000"
+    where: dict[str, str] = field(default_factory=dict)  # node -> cgroup folder or CPU list
+    groups: dict[str, Path] = field(default_factory=dict)
+
+    def throttled(self) -> dict[str, float]:
+        """Share of scheduler periods in which each node's group was throttled (cgroups only)."""
+        shares = {}
+        for name, group in self.groups.items():
+            stat = dict(line.split() for line in (group / "cpu.stat").read_text().splitlines())
+            periods = int(stat.get("nr_periods", 0))
+            shares[name] = int(stat.get("nr_throttled", 0)) / periods if periods else 0.0
+        return shares
+
+
+def node_pids(cluster: Cluster, name: str) -> list[int]:
+    pid = cluster.pid(cluster.node(name))
+    if pid is None:
+        raise RuntimeError(f"{name} is not running")
+    return [pid, *_children(pid)]
+
+
+def _move(pids: list[int], procs: Path) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, OSError):  # a backend may exit meanwhile
+            procs.write_text(str(pid))
+
+
+def _cgroup_of(pid: int, controller: str | None) -> str:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if (controller is None and controllers == "") or (controller and controller in controllers.split(",")):
+            return path
+    return "/"
+
+
+def _v2_mount() -> Path | None:
+    for line in Path("/proc/mounts").read_text().splitlines():
+        parts = line.split()
+        if parts[2] == "cgroup2" and "cpu" in (Path(parts[1]) / "cgroup.controllers").read_text().split():
+            return Path(parts[1])
+    return None
+
+
+@contextlib.contextmanager
+def limited(cluster: Cluster, cpus: float) -> Iterator[Limit]:
+    """Every node of ``cluster`` limited to ``cpus`` CPUs while the block runs."""
+    quota = int(cpus * PERIOD_US)
+    names = [node.name for node in cluster.nodes]
+    v1 = Path("/sys/fs/cgroup/cpu")
+    v2 = None if (v1 / "cpu.cfs_quota_us").exists() else _v2_mount()
+    limit: Limit | None = None
+    origin: Path | None = None
+    try:
+        if (v1 / "cpu.cfs_quota_us").exists() and os.access(v1, os.W_OK):
+            limit = Limit("cgroup-v1", f"cpu.cfs_quota_us={quota} cpu.cfs_period_us={PERIOD_US} cpu.shares={SHARES}")
+            origin = v1 / _cgroup_of(node_pids(cluster, "primary")[0], "cpu").lstrip("/")
+            for name in names:
+                group = limit.groups[name] = v1 / f"bench-{cluster.port_base}-{name}"
+                group.mkdir(exist_ok=True)
+                (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+                (group / "cpu.cfs_quota_us").write_text(str(quota))
+                (group / "cpu.shares").write_text(str(SHARES))
+                _move(node_pids(cluster, name), group / "cgroup.procs")
+        elif v2 is not None and os.access(v2, os.W_OK):
+            limit = Limit("cgroup-v2", f"cpu.max={quota} {PERIOD_US} cpu.weight={WEIGHT}")
+            origin = v2 / _cgroup_of(node_pids(cluster, "primary")[0], None).lstrip("/")
+            (v2 / "cgroup.subtree_control").write_text("+cpu")
+            for name in names:
+                group = limit.groups[name] = v2 / f"bench-{cluster.port_base}-{name}"
+                group.mkdir(exist_ok=True)
+                (group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+                (group / "cpu.weight").write_text(str(WEIGHT))
+                _move(node_pids(cluster, name), group / "cgroup.procs")
+    except OSError:
+        limit = _undo(cluster, limit, origin)
+    if limit is None:
+        limit = Limit("taskset", "one CPU per node (no fraction: cgroups not writable here)")
+        count = os.cpu_count() or 1
+        for i, name in enumerate(names):
+            for pid in node_pids(cluster, name):
+                with contextlib.suppress(ProcessLookupError):
+                    os.sched_setaffinity(pid, {i % count})
+            limit.where[name] = f"cpu {i % count}"
+    limit.where.update({name: str(group) for name, group in limit.groups.items()})
+    try:
+        yield limit
+    finally:
+        _undo(cluster, limit, origin)
+
+
+def _undo(cluster: Cluster, limit: Limit | None, origin: Path | None) -> None:
+    """Every process back to ``origin``, groups removed (or affinity back to every CPU)."""
+    if limit is None:
+        return None
+    if limit.method == "taskset":
+        every = set(range(os.cpu_count() or 1))
+        for node in cluster.nodes:
+            for pid in node_pids(cluster, node.name) if cluster.is_running(node) else []:
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(pid, every)
+        return None
+    for group in limit.groups.values():
+        for _ in range(50):  # a backend forked meanwhile lands in the group: again until empty
+            pids = [int(p) for p in (group / "cgroup.procs").read_text().split()] if group.exists() else []
+            if not pids or origin is None:
+                break
+            _move(pids, origin / "cgroup.procs")
+        for _ in range(40):  # busy while an exiting process is not reaped yet
+            try:
+                group.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.05)
+    return None

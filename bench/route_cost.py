@@ -1,0 +1,159 @@
+"""B1 routing cost: nanoseconds per ``db_for_read`` call, with a warm health cache.
+
+    .venv/bin/python bench/route_cost.py [--calls 50000] [--rounds 12] [--quick]
+
+Each side is called the way the ORM calls it, through Django's ``ConnectionRouter``
+(``router.db_for_read(Gist)``): no router; django-multidb-router's ``ReplicaRouter``
+(round-robin, no health) and its ``PinningReplicaRouter`` (plus a thread-local pin check); and
+ours, ``PrimaryReplicaRouter`` (routing state, atomic-block check, health snapshot, staleness
+tolerance, strategy, Prometheus counter). Rounds alternate the sides (A B C, C B A, ...), the
+timing loop's own cost (a call of a no-op function) is subtracted, figures are medians over rounds.
+
+Ours is also timed with one piece left out at a time, in this process only (the module global
+is swapped for the side's duration), to show where its nanoseconds go: the Prometheus counter
+(``count_read``), the ``connections[primary].in_atomic_block`` lookup, and the check that the
+prober thread runs in this process (``HealthCache._ensure_running``: ``os.getpid()``, ``is_alive()``).
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import common
+
+SIDES = ["no_router", "multidb", "multidb_pinning", "dbrouting"]
+SIDES += ["dbrouting_no_metrics", "dbrouting_no_atomic_check", "dbrouting_no_thread_check"]
+LABELS = {
+    "no_router": "no router",
+    "multidb": "multidb\nReplicaRouter",
+    "multidb_pinning": "multidb\nPinningReplicaRouter",
+    "dbrouting": "dbrouting",
+    "dbrouting_no_metrics": "dbrouting\nw/o counter",
+    "dbrouting_no_atomic_check": "dbrouting\nw/o atomic check",
+    "dbrouting_no_thread_check": "dbrouting\nw/o prober check",
+}
+
+
+def per_call_ns(func: Callable[[Any], Any], model: Any, calls: int) -> float:
+    gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        for _ in itertools.repeat(None, calls):
+            func(model)
+        return (time.perf_counter_ns() - start) / calls
+    finally:
+        gc.enable()
+
+
+@contextmanager
+def swapped(module: Any, name: str, value: Any) -> Iterator[None]:
+    original = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+def main() -> None:
+    p = common.parser(__doc__)
+    p.add_argument("--calls", type=int, default=50_000, help="calls per side per round")
+    p.add_argument("--rounds", type=int, default=12)
+    args = common.parse(p)
+    if args.quick:
+        args.calls, args.rounds = 2_000, 2
+    figures = common.Figures("b1", args)
+    with common.running_cluster(args) as cluster:
+        common.start_django(cluster)
+        from django.db.utils import ConnectionRouter
+        from multidb import PinningReplicaRouter, ReplicaRouter
+
+        import dbrouting.routing
+        from dbrouting import routing_scope
+        from dbrouting.health import cache
+        from dbrouting.router import PrimaryReplicaRouter
+        from gists.models import Gist
+
+        common.ensure_gists(cluster, 10)
+        common.wait_until_usable()
+        routers = {
+            "no_router": ConnectionRouter([]),
+            "multidb": ConnectionRouter([ReplicaRouter()]),
+            "multidb_pinning": ConnectionRouter([PinningReplicaRouter()]),
+            "dbrouting": ConnectionRouter([PrimaryReplicaRouter()]),
+        }
+        for side in SIDES[4:]:
+            routers[side] = routers["dbrouting"]
+        ablations = {
+            "dbrouting_no_metrics": (dbrouting.routing, "count_read", lambda alias, reason: None),
+            "dbrouting_no_atomic_check": (
+                dbrouting.routing,
+                "connections",
+                {"default": SimpleNamespace(in_atomic_block=False)},
+            ),
+            "dbrouting_no_thread_check": (dbrouting.routing, "cache", SimpleNamespace(snapshot=lambda: snapshot)),
+        }
+        snapshot = cache.snapshot()
+        scope = routing_scope()  # fresh routing state: not pinned by the migrations' writes
+        scope.__enter__()
+        picked = {routers["dbrouting"].db_for_read(Gist) for _ in range(4)}
+        assert picked == {"replica1", "replica2"}, f"our router did not spread reads over the replicas: {picked}"
+
+        def noop(model: Any) -> str:
+            return "default"
+
+        samples: dict[str, list[float]] = {side: [] for side in SIDES}
+        loop_ns: list[float] = []
+        for _, side in common.abba(SIDES, args.rounds):
+            loop_ns.append(per_call_ns(noop, Gist, args.calls))
+            swap = swapped(*ablations[side]) if side in ablations else nullcontext()
+            with swap:
+                samples[side].append(per_call_ns(routers[side].db_for_read, Gist, args.calls))
+            # ns per call, net of the loop: as the ORM pays it for each read.
+            samples[side][-1] -= loop_ns[-1]
+        direct = {}
+        for name, router in (("multidb", ReplicaRouter()), ("dbrouting", PrimaryReplicaRouter())):
+            direct[name] = common.median(
+                [per_call_ns(router.db_for_read, Gist, args.calls) - per_call_ns(noop, Gist, args.calls) for _ in "ab"]
+            )
+        scope.__exit__(None, None, None)
+
+    ns = {side: common.median(values) for side, values in samples.items()}
+    rounds = range(args.rounds)
+    ratio = common.median([samples["dbrouting"][r] / samples["multidb"][r] for r in rounds])
+    for side in SIDES:
+        figures.add(f"b1_route_ns_{side}", ns[side], 0)
+    figures.add("b1_route_cost_ratio_vs_multidb", ratio, 2)
+    figures.add("b1_route_cost_ratio_vs_multidb_pinning", ns["dbrouting"] / ns["multidb_pinning"], 2)
+    figures.add("b1_route_cost_ratio_vs_no_router", ns["dbrouting"] / ns["no_router"], 2)
+    figures.add("b1_route_overhead_ns_vs_no_router", ns["dbrouting"] - ns["no_router"], 0)
+    figures.add("b1_router_method_ns_dbrouting", direct["dbrouting"], 0)
+    figures.add("b1_router_method_ns_multidb", direct["multidb"], 0)
+    figures.add("b1_metrics_counter_share", 1 - ns["dbrouting_no_metrics"] / ns["dbrouting"], 2)
+    figures.add("b1_atomic_check_share", 1 - ns["dbrouting_no_atomic_check"] / ns["dbrouting"], 2)
+    figures.add("b1_prober_check_share", 1 - ns["dbrouting_no_thread_check"] / ns["dbrouting"], 2)
+    figures.add("b1_loop_ns", common.median(loop_ns), 0)
+    figures.add("b1_calls_per_side_per_round", args.calls)
+    figures.add("b1_rounds", args.rounds)
+
+    def draw(ax: Any) -> None:
+        bars = ax.bar([LABELS[s] for s in SIDES], [ns[s] for s in SIDES], color=["#999", "#c96", "#c96"] + ["#369"] * 4)
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+        ax.set_ylabel("ns per db_for_read call (median)")
+        ax.tick_params(axis="x", labelsize=7)
+
+    figures.plot("b1-route-cost", draw, f"B1 routing cost: ours / multidb ReplicaRouter = {ratio:.2f}")
+    figures.save()
+
+
+if __name__ == "__main__":
+    main()
