@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SEED_COUNT ?= 10000
 
-.PHONY: run test chaos venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest terraform-test
+.PHONY: run test chaos bench bench-deps venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest terraform-test
 
 run: seed  ## serve the app on 127.0.0.1:$(PORT) against the local primary and replicas
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
@@ -19,6 +19,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+# Benchmark-only dependencies (django-multidb-router, matplotlib): never the app's.
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench-deps: $(VENV)/.bench-installed
+
+bench: venv bench-deps  ## bench/ on a cluster of its own (ports 57320-57322): figures, docs/benchmarks.md, docs/bench-*.png
+	$(PY) bench/run_all.py
 
 cluster-up:
 	$(PYTHON) scripts/pgcluster.py up
@@ -43,7 +53,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-pytest: venv cluster-up
+pytest: venv bench-deps cluster-up  ## bench-deps: tests/test_bench_smoke.py runs bench/ at a tiny size
 	$(VENV)/bin/pytest
 
 terraform-test:  ## fmt, validate, terraform test, checkov, apply/destroy against moto (terraform/README.md)

@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -139,6 +140,35 @@ def wait_for_replicas(cluster: Cluster, timeout: float = 120.0) -> None:
             time.sleep(0.05)
 
 
+def kill9(cluster: Cluster, name: str) -> list[int]:
+    """``kill -9`` a node's postmaster and backends; returns their pids for :func:`restart`."""
+    from pgcluster import _children
+
+    pid = cluster.pid(cluster.node(name))
+    assert pid is not None, f"{name} is not running"
+    pids = [pid, *_children(pid)]
+    cluster.signal(name, signal.SIGKILL)
+    return pids
+
+
+def restart(cluster: Cluster, name: str, killed: Sequence[int], timeout: float = 30.0) -> None:
+    """Start a node killed by :func:`kill9` as soon as its processes are gone.
+
+    ``Cluster.start`` would first wait for backends titled ``postgres: <name>:`` to go, and
+    finds those of every other cluster with a node of that name (the developer cluster's):
+    10 s lost. The killed processes are known here, so their stale lock files go at once.
+    """
+    node = cluster.node(name)
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes() for pid in killed):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: processes of the killed {name} still alive after {timeout:.0f} s")
+        time.sleep(0.01)
+    for stale in (node.data_dir / "postmaster.pid", cluster.socket_dir / f".s.PGSQL.{node.port}.lock"):
+        stale.unlink(missing_ok=True)
+    cluster.start(name)
+
+
 # Six cities, gists within about 20 km of their centres (denser near them), as seed_gists makes.
 CITIES = [(48.8566, 2.3522), (40.7128, -74.0060), (35.6762, 139.6503), (-23.5505, -46.6333), (-1.2921, 36.8219)]
 CITIES += [(-33.8688, 151.2093)]
@@ -236,11 +266,28 @@ class Figures:
         data = {"script": self.script, "figures": self.values, "plots": self.plots, "seconds": seconds}
         data["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         data["quick"] = bool(self.args.quick)
+        script = Path(sys.argv[0]).resolve()
+        shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+        data["command"] = " ".join([".venv/bin/python", str(shown), *_own_options(sys.argv[1:])])
         (self.args.results_dir / f"{self.script}.json").write_text(json.dumps(data, indent=1))
         if not self.args.quick and not self.args.no_report:
             from bench import report
 
             report.write(self.args.results_dir, DOCS_DIR / "benchmarks.md")
+
+
+def _own_options(argv: list[str]) -> list[str]:
+    """The options a person gave, without those run_all.py passes to every script."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip or arg in ("--keep-cluster", "--no-report"):
+            skip = False
+            continue
+        if arg in ("--data-dir", "--out-dir", "--results-dir"):
+            skip = True
+            continue
+        shown.append(arg)
+    return shown
 
 
 class Side:

@@ -1,33 +1,39 @@
-"""Nearby search and deep list pages on N gists (default 100,000), on the local primary.
+"""Query latency: nearby search and deep list pages on N gists (default 100,000), on the primary.
 
-    .venv/bin/python bench/nearby_100k.py [--rows 100000] [--repeat 200]
+    .venv/bin/python bench/nearby_100k.py [--rows 100000] [--repeat 200] [--quick]
 
-Works in a scratch database (``gists_bench``) that it creates, migrates, fills and drops.
-Prints one ``name=value`` line per figure, then the EXPLAIN ANALYZE of one nearby query.
+On the benchmark cluster (``bench/common.py``), in a scratch database (``gists_bench``) that it
+creates, migrates, fills with gists spread uniformly over the sphere, and drops. Prints one
+``name=value`` line per figure, then the EXPLAIN ANALYZE of one nearby query.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+from bench import common
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = common.parser(__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=200)
-    args = parser.parse_args()
+    args = common.parse(parser)
+    if args.quick:
+        args.rows, args.repeat = 2_000, 20
+    figures = common.Figures("queries", args)
+    with common.running_cluster(args) as cluster:
+        common.start_django(cluster)
+        measure(args, figures)
+    figures.save()
 
-    import django
 
-    django.setup()
+def measure(args: argparse.Namespace, figures: common.Figures) -> None:
     from django.core.management import call_command
     from django.db import connections
 
@@ -55,11 +61,12 @@ def main() -> None:
                 [args.rows],
             )
             cur.execute("ANALYZE gists_gist")
-        qs = Gist.objects.all()
+        qs = Gist.objects.using("default")
+        repeat: int = args.repeat
 
         def timed(fn: object) -> list[float]:
             out = []
-            for _ in range(args.repeat):
+            for _ in range(repeat):
                 start = time.perf_counter()
                 fn()  # type: ignore[operator]
                 out.append((time.perf_counter() - start) * 1000)
@@ -71,13 +78,13 @@ def main() -> None:
         deep_row = qs.order_by("-created_at", "-id")[min(20_000, args.rows - 21)]
         deep = timed(lambda: page(qs, Cursor(deep_row.created_at, deep_row.id), 20))
         found = len(list(geo.nearby(qs, 48.85, 2.35, 100_000, 20)))
-        print(f"rows={args.rows}")
-        print(f"nearby_results={found}")
-        print(f"nearby_ms_p50={statistics.median(nearby):.3f}")
-        print(f"nearby_ms_p95={statistics.quantiles(nearby, n=20)[-1]:.3f}")
-        print(f"list_page1_ms_p50={statistics.median(first):.3f}")
-        print(f"list_page1000_ms_p50={statistics.median(deep):.3f}")
-        print(f"list_page1000_vs_page1_ratio={statistics.median(deep) / statistics.median(first):.2f}")
+        figures.add("rows", args.rows)
+        figures.add("nearby_results", found)
+        figures.add("nearby_ms_p50", statistics.median(nearby))
+        figures.add("nearby_ms_p95", statistics.quantiles(nearby, n=20)[-1])
+        figures.add("list_page1_ms_p50", statistics.median(first))
+        figures.add("list_page1000_ms_p50", statistics.median(deep))
+        figures.add("list_page1000_vs_page1_ratio", statistics.median(deep) / statistics.median(first), 2)
         print("--- EXPLAIN ANALYZE (nearby, 100 km, limit 20)")
         print(geo.nearby(qs, 48.85, 2.35, 100_000, 20).explain(analyze=True))
     finally:
