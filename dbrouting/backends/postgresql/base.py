@@ -57,6 +57,12 @@ class FailoverMixin:
         sockets.register(self.alias, self, connection)
         return connection
 
+    def connect(self) -> None:
+        # Found down (say, hung) while this request waited on it: do not spend a connect timeout.
+        if self._is_replica() and not self.in_atomic_block and self._known_down():
+            raise OperationalError(f"{self.alias} is marked down by the health cache")
+        super().connect()  # type: ignore[misc]
+
     def _close(self) -> None:
         sockets.release(self)
         super()._close()  # type: ignore[misc]
