@@ -99,6 +99,19 @@ def test_create__rejects_non_finite_numbers(client: Client, literal: str) -> Non
     assert body["errors"]["latitude"] == ["Must be a finite number."]
 
 
+def test_create__subnormal_coordinates_are_zero_not_an_underflow(client: Client) -> None:
+    # Found by fuzzing: PostgreSQL's trigonometry raises "underflow" on subnormal floats.
+    status, body = post(client, {**VALID, "latitude": 1e-322, "longitude": -5e-324})
+    assert status == 201
+    assert (body["latitude"], body["longitude"]) == (0.0, 0.0)
+
+
+def test_nearby__subnormal_coordinates_are_zero(client: Client) -> None:
+    response = client.get("/api/gists/nearby/?lat=1E-322&lng=-1E-322")
+    assert response.status_code == 200
+    assert response.json()["query"]["lat"] == 0.0
+
+
 def test_create__reports_every_bad_field_at_once(client: Client) -> None:
     status, body = post(client, {"title": "", "content": "c", "latitude": "x", "longitude": 999})
     assert status == 400
@@ -240,6 +253,8 @@ def test_nearby__defaults_radius_and_limit(client: Client) -> None:
         ("lat=0&lng=0&radius_m=-5", "radius_m"),
         ("lat=0&lng=0&radius_m=1e12", "radius_m"),
         ("lat=0&lng=0&radius_m=nan", "radius_m"),
+        ("lat=0&lng=0&radius_m=1e-320", "radius_m"),  # found by fuzzing: underflow in earth_box
+        ("lat=0&lng=0&radius_m=0.5", "radius_m"),
         ("lat=0&lng=0&limit=0", "limit"),
         ("lat=0&lng=0&limit=101", "limit"),
         ("lat=0&lng=0&limit=99999999999999999999999", "limit"),
