@@ -73,12 +73,27 @@ def cluster_of(args: argparse.Namespace) -> Cluster:
 def running_cluster(args: argparse.Namespace) -> Iterator[Cluster]:
     """The benchmark's cluster, up (idempotent); destroyed afterwards unless ``--keep-cluster``."""
     cluster = cluster_of(args)
-    cluster.up(log=False)
+    retrying(lambda: cluster.up(log=False))
     try:
         yield cluster
     finally:
         if not args.keep_cluster:
             cluster.destroy(log=False)
+
+
+def retrying(start: Callable[[], None], seconds: float = 30.0) -> None:
+    """Start servers, again while a port is taken: the ports are in the kernel's ephemeral range
+    (32768-60999), where a client connection of anything on the machine may hold one a while."""
+    from pgcluster import ClusterError
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return start()
+        except ClusterError as exc:
+            if "in use" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def node_url(cluster: Cluster, name: str) -> str:
@@ -166,7 +181,7 @@ def restart(cluster: Cluster, name: str, killed: Sequence[int], timeout: float =
         time.sleep(0.01)
     for stale in (node.data_dir / "postmaster.pid", cluster.socket_dir / f".s.PGSQL.{node.port}.lock"):
         stale.unlink(missing_ok=True)
-    cluster.start(name)
+    retrying(lambda: cluster.start(name))
 
 
 # Six cities, gists within about 20 km of their centres (denser near them), as seed_gists makes.

@@ -4,8 +4,9 @@ In order of preference: a cgroup v1 ``cpu`` controller (``cpu.cfs_quota_us`` / `
 a cgroup v2 ``cpu.max``, else ``taskset``-style CPU affinity (``os.sched_setaffinity``: one CPU
 per node, round-robin, which bounds a node to one core but is no fraction of one). The
 postmaster and its children move into the node's group; the backends it forks later start there.
-The groups also get a high scheduling weight (``cpu.shares``/``cpu.weight``), so that on a busy
-machine the quota, not the competition, is what bounds each node.
+The groups also get a high scheduling weight (``cpu.shares``/``cpu.weight``), and so does a group
+of the load generator's own (no quota), so that on a busy machine the quota, not the competition
+with other work, is what bounds each node.
 On leaving, every process goes back where the postmaster was and the groups are removed.
 """
 
@@ -37,6 +38,8 @@ class Limit:
         """Share of scheduler periods in which each node's group was throttled (cgroups only)."""
         shares = {}
         for name, group in self.groups.items():
+            if name == "client":
+                continue
             stat = dict(line.split() for line in (group / "cpu.stat").read_text().splitlines())
             periods = int(stat.get("nr_periods", 0))
             shares[name] = int(stat.get("nr_throttled", 0)) / periods if periods else 0.0
@@ -72,36 +75,44 @@ def _v2_mount() -> Path | None:
     return None
 
 
+def _group(root: Path, name: str, settings: dict[str, str], pids: list[int]) -> Path:
+    group = root / name
+    group.mkdir(exist_ok=True)
+    for knob, value in settings.items():
+        (group / knob).write_text(value)
+    _move(pids, group / "cgroup.procs")
+    return group
+
+
 @contextlib.contextmanager
 def limited(cluster: Cluster, cpus: float) -> Iterator[Limit]:
-    """Every node of ``cluster`` limited to ``cpus`` CPUs while the block runs."""
+    """Every node of ``cluster`` limited to ``cpus`` CPUs while the block runs; this process
+    (the load generator) in a group of the same high weight, without a quota."""
     quota = int(cpus * PERIOD_US)
     names = [node.name for node in cluster.nodes]
     v1 = Path("/sys/fs/cgroup/cpu")
     v2 = None if (v1 / "cpu.cfs_quota_us").exists() else _v2_mount()
     limit: Limit | None = None
     origin: Path | None = None
+    prefix = f"bench-{cluster.port_base}-"
     try:
         if (v1 / "cpu.cfs_quota_us").exists() and os.access(v1, os.W_OK):
+            weight = {"cpu.shares": str(SHARES)}
+            node = {"cpu.cfs_period_us": str(PERIOD_US), "cpu.cfs_quota_us": str(quota), **weight}
             limit = Limit("cgroup-v1", f"cpu.cfs_quota_us={quota} cpu.cfs_period_us={PERIOD_US} cpu.shares={SHARES}")
             origin = v1 / _cgroup_of(node_pids(cluster, "primary")[0], "cpu").lstrip("/")
-            for name in names:
-                group = limit.groups[name] = v1 / f"bench-{cluster.port_base}-{name}"
-                group.mkdir(exist_ok=True)
-                (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-                (group / "cpu.cfs_quota_us").write_text(str(quota))
-                (group / "cpu.shares").write_text(str(SHARES))
-                _move(node_pids(cluster, name), group / "cgroup.procs")
+            root = v1
         elif v2 is not None and os.access(v2, os.W_OK):
+            weight = {"cpu.weight": str(WEIGHT)}
+            node = {"cpu.max": f"{quota} {PERIOD_US}", **weight}
             limit = Limit("cgroup-v2", f"cpu.max={quota} {PERIOD_US} cpu.weight={WEIGHT}")
             origin = v2 / _cgroup_of(node_pids(cluster, "primary")[0], None).lstrip("/")
             (v2 / "cgroup.subtree_control").write_text("+cpu")
+            root = v2
+        if limit is not None:
             for name in names:
-                group = limit.groups[name] = v2 / f"bench-{cluster.port_base}-{name}"
-                group.mkdir(exist_ok=True)
-                (group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
-                (group / "cpu.weight").write_text(str(WEIGHT))
-                _move(node_pids(cluster, name), group / "cgroup.procs")
+                limit.groups[name] = _group(root, prefix + name, node, node_pids(cluster, name))
+            limit.groups["client"] = _group(root, prefix + "client", weight, [os.getpid()])
     except OSError:
         limit = _undo(cluster, limit, origin)
     if limit is None:

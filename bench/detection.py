@@ -209,7 +209,7 @@ def report(figures: common.Figures, config: Any, rounds: list[dict[str, float]],
             (r["readmitted"] - r["killed"], "readmitted"),
         ):
             ax.axvline(x, color="#999", lw=0.8, ls="--")
-            ax.text(x, len(rows) - 0.5, label, fontsize=7, rotation=90, va="top")
+            ax.text(x, -0.4, label, fontsize=7, rotation=90, va="bottom")
         ax.set_yticks(range(len(rows)), [label.replace(": primary", ": default") for label, _, _ in rows], fontsize=7)
         ax.set_xlabel("seconds since replica1 was killed (each mark: one read)")
 

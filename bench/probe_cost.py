@@ -1,6 +1,6 @@
 """B5 probe cost: health probes per second per replica at 1, 100 and 1,000 reads per second.
 
-    .venv/bin/python bench/probe_cost.py [--seconds 5] [--rounds 2] [--quick]
+    .venv/bin/python bench/probe_cost.py [--seconds 8] [--rounds 2] [--quick]
 
 One process (the project's settings, ``CHECK_INTERVAL_SECONDS`` 0.5) reads through the router
 at a paced rate from two threads, each read in a fresh routing scope as a request would.
@@ -73,7 +73,7 @@ class Readers:
 
 def main() -> None:
     p = common.parser(__doc__)
-    p.add_argument("--seconds", type=float, default=5.0, help="window per rate per round")
+    p.add_argument("--seconds", type=float, default=8.0, help="window per rate per round")
     p.add_argument("--rounds", type=int, default=2)
     args = common.parse(p)
     if args.quick:

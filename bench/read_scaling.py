@@ -1,6 +1,6 @@
 """B3 read scaling: nearby searches per second with the primary alone, one replica, two replicas.
 
-    .venv/bin/python bench/read_scaling.py [--rows 200000] [--node-cpus 0.5] [--clients 8] [--rounds 4]
+    .venv/bin/python bench/read_scaling.py [--rows 200000] [--node-cpus 0.5] [--clients 8] [--rounds 5]
 
 Each PostgreSQL node gets the same CPU quota (``bench/cpulimit.py``: a cgroup per node, printed
 as ``b3_cgroup_<node>``), so the nodes behave as separate, equally sized hosts and the database
@@ -12,8 +12,11 @@ over ``--rows`` gists), in three configurations that alternate round after round
 - ``1_replica``: ``DBROUTING["REPLICAS"] = ["replica1"]``: every read on replica1;
 - ``2_replicas``: the project's settings: reads spread over both replicas.
 
-Each configuration warms up, then completed searches are counted over ``--seconds``. The
-scaling figures are medians over rounds of the per-round ratio to ``primary``.
+Each reader thread runs the same sequence of searches in every configuration (its random
+generator is reseeded when the configuration changes). Each configuration warms up, then
+completed searches are counted over ``--seconds``. The scaling figures are medians over rounds
+of the per-round ratio to ``primary``. The load generator itself runs in a cgroup of the same
+high weight as the nodes' (no quota), so the machine's other work does not starve it.
 
 Then write latency on the primary (p50, p99 of ``Gist.objects.create``) under ``--write-rate``
 writes per second, while the same read load runs on the primary, or offloaded to the replicas.
@@ -60,9 +63,11 @@ class Load:
         from gists import geo
         from gists.models import Gist
 
-        rng = random.Random(seed)  # noqa: S311 (search points, not secrets)
+        rng, current = random.Random(seed), None  # noqa: S311 (search points, not secrets)
         while not self.stop.is_set():
             phase = self.phase
+            if phase != current:  # the same searches, in the same order, in every phase
+                rng, current = random.Random(seed), phase  # noqa: S311 (search points, not secrets)
             lat, lng = rng.choice(common.CITIES)
             try:
                 with use_primary() if phase[0] == "primary" else nullcontext():
@@ -132,8 +137,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--node-cpus", type=float, default=0.5, help="CPU quota of each PostgreSQL node")
     p.add_argument("--clients", type=int, default=8, help="reader threads")
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=4.0, help="measured window per configuration")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=5.0, help="measured window per configuration")
     p.add_argument("--warm", type=float, default=1.5, help="seconds before each window")
     p.add_argument("--write-rate", type=float, default=40.0, help="writes per second in the latency phase")
     args = common.parse(p)
@@ -172,6 +177,7 @@ def report(figures: common.Figures, args: Any, reads: dict, writes: dict, thrott
     rps = {c: [reads[f"{c}/{r}"]["rps"] for r in rounds] for c in CONFIGS}
     for config in CONFIGS:
         figures.add(f"b3_reads_per_second_{config}", common.median(rps[config]), 1)
+        figures.add(f"b3_reads_per_second_{config}_by_round", " ".join(f"{x:.1f}" for x in rps[config]))
     scaling = {c: common.median([rps[c][r] / rps["primary"][r] for r in rounds]) for c in CONFIGS[1:]}
     figures.add("b3_read_scaling_1_replica", scaling["1_replica"], 2)
     figures.add("b3_read_scaling_2_replicas", scaling["2_replicas"], 2)

@@ -151,7 +151,7 @@ def main() -> None:
         ax.set_ylabel("ns per db_for_read call (median)")
         ax.tick_params(axis="x", labelsize=7)
 
-    figures.plot("b1-route-cost", draw, f"B1 routing cost: ours / multidb ReplicaRouter = {ratio:.2f}")
+    figures.plot("b1-route-cost", draw, f"B1 routing cost: ours / multidb ReplicaRouter = {ratio:.2f}", size=(9.5, 3.8))
     figures.save()
 
 
