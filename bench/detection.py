@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import common
+from bench import common, sides
 
 
 class ReadLoop:
@@ -75,7 +75,7 @@ def side(args: Any) -> None:
     """The django-multidb-router read loop, in a child process."""
     common.start_django(common.cluster_of(args), router="multidb", **staleness(args))
     loops: list[ReadLoop] = []
-    common.serve({"start": lambda: loops.append(ReadLoop(scoped=False)), "stop": lambda: loops.pop().stop()})
+    sides.serve({"start": lambda: loops.append(ReadLoop(scoped=False)), "stop": lambda: loops.pop().stop()})
 
 
 def staleness(args: Any) -> dict[str, str]:
@@ -116,7 +116,7 @@ def main() -> None:
             health = replica_health().get("replica1")
             return health.state if health else "unknown"
 
-        multidb = common.Side(__file__, "multidb", args, staleness(args))
+        multidb = sides.Side(__file__, "multidb", args, staleness(args))
         ours = ReadLoop(scoped=True)
         multidb.call("start")
         rounds: list[dict[str, float]] = []

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import common
+from bench import common, sides
 
 SIDES = ["dbrouting", "multidb"]
 
@@ -52,7 +52,7 @@ def side(args: Any) -> None:
             reads.append((elapsed, response[HEADER], response.status_code))
         return {"reads": reads}
 
-    common.serve({"session": session})
+    sides.serve({"session": session})
 
 
 def main() -> None:
@@ -68,13 +68,13 @@ def main() -> None:
     with common.running_cluster(args) as cluster:
         common.start_django(cluster)
         common.ensure_gists(cluster, 100)
-        sides = {name: common.Side(__file__, name, args, {}) for name in SIDES}
+        procs = {name: sides.Side(__file__, name, args, {}) for name in SIDES}
         reads: dict[str, list[tuple[float, str, int]]] = {name: [] for name in SIDES}
         try:
             for _, name in common.abba(SIDES, args.writes):
-                reads[name] += sides[name].call("session", seconds=args.seconds)["reads"]
+                reads[name] += procs[name].call("session", seconds=args.seconds)["reads"]
         finally:
-            for s in sides.values():
+            for s in procs.values():
                 s.close()
 
     shares = {}

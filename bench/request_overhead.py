@@ -1,6 +1,6 @@
 """B2 request overhead: requests per second of the list and nearby views, our router versus none.
 
-    .venv/bin/python bench/request_overhead.py [--rows 200000] [--requests 200] [--rounds 10] [--quick]
+    .venv/bin/python bench/request_overhead.py [--rows 200000] [--requests 100] [--rounds 20] [--quick]
 
 Two processes serve the same requests through Django's whole WSGI stack (middleware, view,
 template), one request at a time, reading from the same single PostgreSQL node (replica1):
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import common
+from bench import common, sides
 
 SIDES = ["dbrouting", "none"]
 VIEWS = ["list", "nearby"]
@@ -80,14 +80,14 @@ def side(args: Any) -> None:
         node_port = RawSQL("current_setting('port')::int", ())
         return int(Gist.objects.annotate(p=node_port).values_list("p", flat=True).first())
 
-    common.serve({"run": run, "port": port})
+    sides.serve({"run": run, "port": port})
 
 
 def main() -> None:
     p = common.parser(__doc__)
     p.add_argument("--rows", type=int, default=200_000)
-    p.add_argument("--requests", type=int, default=200, help="requests per side per view per round")
-    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--requests", type=int, default=100, help="requests per side per view per round")
+    p.add_argument("--rounds", type=int, default=20)
     args = common.parse(p)
     if args.quick:
         args.rows, args.requests, args.rounds = 2_000, 20, 2
@@ -97,22 +97,22 @@ def main() -> None:
     with common.running_cluster(args) as cluster:
         common.start_django(cluster)
         figures.add("b2_rows", common.ensure_gists(cluster, args.rows))
-        sides = {name: common.Side(__file__, name, args, {}) for name in SIDES}
+        procs = {name: sides.Side(__file__, name, args, {}) for name in SIDES}
         try:
-            ports = {name: s.call("port") for name, s in sides.items()}
+            ports = {name: s.call("port") for name, s in procs.items()}
             assert set(ports.values()) == {cluster.node("replica1").port}, f"not the same node: {ports}"
-            for s in sides.values():  # warm: connections, templates, caches
+            for s in procs.values():  # warm: connections, templates, caches
                 for view in VIEWS:
                     s.call("run", view=view, n=max(10, args.requests // 4))
             rps: dict[tuple[str, str], list[float]] = {(v, s): [] for v in VIEWS for s in SIDES}
             errors = 0
             for _, name in common.abba(SIDES, args.rounds):
                 for view in VIEWS:
-                    result = sides[name].call("run", view=view, n=args.requests)
+                    result = procs[name].call("run", view=view, n=args.requests)
                     rps[view, name].append(args.requests / result["seconds"])
                     errors += result["errors"]
         finally:
-            for s in sides.values():
+            for s in procs.values():
                 s.close()
 
     ratios = {}
