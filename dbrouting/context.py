@@ -58,8 +58,11 @@ def staleness_override() -> float | None:
 def required_lsn() -> int | None:
     """The WAL position a replica must have replayed to serve reads here, if any."""
     state = _state.get()
-    positions = [p for p in (state.token_lsn if state else None, _read_after.get()) if p is not None]
-    return max(positions) if positions else None
+    token = state.token_lsn if state is not None else None
+    after = _read_after.get()
+    if after is None:
+        return token
+    return after if token is None else max(token, after)
 
 
 def set_migrating(value: bool) -> None:

@@ -229,7 +229,8 @@ class HealthCache:
     # -- reading (request path: memory only) ----------------------------------------
 
     def snapshot(self) -> Mapping[str, ReplicaHealth]:
-        self._ensure_running()
+        if self._thread is None:  # reset at fork, at reset() and when the prober ends
+            self._ensure_running()
         return self._snapshot
 
     def mark_down(self, alias: str, reason: str) -> None:
@@ -258,6 +259,13 @@ class HealthCache:
                 self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if self._thread is threading.current_thread():
+                self._thread = None
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
@@ -321,6 +329,7 @@ class HealthCache:
                 snapshot[alias] = health
             self._snapshot = snapshot
             metrics.observe_round(snapshot, results, config.max_staleness_seconds, config.max_lag_bytes)
+            metrics.flush_reads()
             self.rounds += 1
             self._round_done.notify_all()
         for alias, result in results.items():
