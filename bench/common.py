@@ -3,7 +3,9 @@
 Every script takes ``--quick`` (tiny sizes: the smoke test), ``--port-base`` (default
 ``BENCH_PORT_BASE`` or 57320: never the developer cluster's 54320) and ``--data-dir`` (default
 ``.pgdata/bench-<port>``). It creates the cluster with ``scripts/pgcluster.py``'s ``Cluster`` when
-missing and destroys it at the end unless ``--keep-cluster`` (``run_all.py`` keeps one for all).
+missing and destroys it at the end unless ``--keep-cluster`` (``run_all.py`` keeps one for all);
+a run that will destroy it holds a lock beside its folder, so a second run on the same ports
+stops at once instead of sharing (and then destroying) the cluster of the first.
 Figures are printed as ``name=value`` lines and saved as JSON for ``report.py``.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -72,12 +75,34 @@ def cluster_of(args: argparse.Namespace) -> Cluster:
 def running_cluster(args: argparse.Namespace) -> Iterator[Cluster]:
     """The benchmark's cluster, up (idempotent); destroyed afterwards unless ``--keep-cluster``."""
     cluster = cluster_of(args)
-    retrying(lambda: cluster.up(log=False))
-    try:
-        yield cluster
-    finally:
-        if not args.keep_cluster:
-            cluster.destroy(log=False)
+    with contextlib.ExitStack() as stack:
+        if not args.keep_cluster:  # it destroys the cluster at the end: it must be its only user
+            stack.enter_context(_sole_user(args.data_dir))
+        retrying(lambda: cluster.up(log=False))
+        try:
+            yield cluster
+        finally:
+            if not args.keep_cluster:
+                if "dbrouting.health" in sys.modules:  # stop probing first: no warnings about a cluster going away
+                    sys.modules["dbrouting.health"].cache.reset()
+                cluster.destroy(log=False)
+
+
+@contextlib.contextmanager
+def _sole_user(data_dir: Path) -> Iterator[None]:
+    """A lock beside the cluster's folder, held for the run: a second run on the same ports
+    stops at once instead of measuring alongside this one and then destroying its cluster."""
+    lock_path = data_dir.with_name(data_dir.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SystemExit(
+                f"bench: another benchmark run uses {data_dir} ({lock_path} is locked): "
+                "wait for it to end, or give this one another --port-base"
+            ) from None
+        yield
 
 
 def retrying(start: Callable[[], None], seconds: float = 30.0) -> None:

@@ -144,9 +144,9 @@ def _reading(key: str, f: dict[str, Any]) -> list[str]:
             "",
             f"**Reading.** Ours costs {f['b1_route_ns_dbrouting']:.0f} ns a call, multidb's `ReplicaRouter` "
             f"{f['b1_route_ns_multidb']:.0f} ns (it only does `next(itertools.cycle(...))`). Left out one at a "
-            f"time, the Prometheus counter accounts for {f['b1_metrics_counter_share']:.0%} of ours, the "
-            f"`connections[primary].in_atomic_block` lookup (asgiref `Local`) for {f['b1_atomic_check_share']:.0%}, "
-            f"the per-call check that the prober thread runs for {f['b1_prober_check_share']:.0%}; the rest is the "
+            f"time, the read counter accounts for {f['b1_metrics_counter_share']:.0%} of ours, the "
+            f"atomic-block check for {f['b1_atomic_check_share']:.0%}, the health cache's `snapshot()` call "
+            f"for {f['b1_prober_check_share']:.0%}; the rest is the "
             "routing state, the per-replica `usable()` tests and the strategy. That is "
             f"{f['b1_route_overhead_ns_vs_no_router'] / 1000:.1f} µs more per read than no router; B2 shows "
             "what it amounts to in a whole request.",
