@@ -7,10 +7,13 @@ template), one request at a time, reading from the same single PostgreSQL node (
 
 - ``dbrouting``: the project's settings, ``default`` on the primary and ``replica1`` as the only
   replica: every read is routed there by ``PrimaryReplicaRouter`` (with ``RoutingMiddleware``);
-- ``none``: no router, no ``dbrouting`` middleware or app, ``default`` on replica1 itself.
+- ``none``: no router, no ``dbrouting`` middleware or app, ``default`` on replica1 itself;
+- ``dbrouting_idle_prober``: as ``dbrouting``, but ``CHECK_INTERVAL_SECONDS`` = 3600: after its
+  first round the health prober sleeps. It tells the cost of routing from the cost of probing
+  (a thread of the process that opens a new connection to each node every 0.5 s).
 
-Rounds alternate the two (A B, B A, ...); each runs ``--requests`` requests of a view. The figure
-is the median over rounds of the per-round ratio of requests per second (ours / none).
+Rounds alternate the sides (A B C, C B A, ...); each runs ``--requests`` requests of a view. The
+figures are medians over rounds of the per-round ratio of requests per second (ours / none).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common, sides
 
-SIDES = ["dbrouting", "none"]
+SIDES = ["dbrouting", "none", "dbrouting_idle_prober"]
 VIEWS = ["list", "nearby"]
 
 
@@ -42,8 +45,9 @@ def paths(count: int = 64) -> dict[str, list[tuple[str, str]]]:
 def side(args: Any) -> None:
     """A child process: one side, serving ``run`` requests."""
     cluster = common.cluster_of(args)
-    if args.side == "dbrouting":
-        common.start_django(cluster, router="dbrouting", default="primary", replicas=["replica1"])
+    if args.side.startswith("dbrouting"):
+        idle = {"DBROUTING_CHECK_INTERVAL_SECONDS": "3600"} if args.side == "dbrouting_idle_prober" else {}
+        common.start_django(cluster, router="dbrouting", default="primary", replicas=["replica1"], **idle)
         common.wait_until_usable(["replica1"])
     else:
         common.start_django(cluster, router="none", default="replica1", replicas=[])
@@ -115,20 +119,26 @@ def main() -> None:
             for s in procs.values():
                 s.close()
 
-    ratios = {}
+    def ratio(view: str, side: str) -> float:
+        return common.median([a / b for a, b in zip(rps[view, side], rps[view, "none"], strict=True)])
+
+    ratios = {view: ratio(view, "dbrouting") for view in VIEWS}
     for view in VIEWS:
-        ratios[view] = common.median([a / b for a, b in zip(rps[view, "dbrouting"], rps[view, "none"], strict=True)])
         figures.add(f"b2_{view}_rps_dbrouting", common.median(rps[view, "dbrouting"]), 1)
         figures.add(f"b2_{view}_rps_no_router", common.median(rps[view, "none"]), 1)
+        figures.add(f"b2_{view}_rps_dbrouting_idle_prober", common.median(rps[view, "dbrouting_idle_prober"]), 1)
         figures.add(f"b2_{view}_ratio_vs_no_router", ratios[view])
+        figures.add(f"b2_{view}_ratio_vs_no_router_idle_prober", ratio(view, "dbrouting_idle_prober"))
     figures.add("b2_request_ratio_vs_no_router", min(ratios.values()))
     figures.add("b2_errors", errors)
     figures.add("b2_requests_per_side_per_view", args.requests * args.rounds)
 
     def draw(ax: Any) -> None:
-        width = 0.38
-        for i, (name, label, color) in enumerate((("dbrouting", "dbrouting", "#369"), ("none", "no router", "#999"))):
-            xs = [j + (i - 0.5) * width for j in range(len(VIEWS))]
+        width = 0.27
+        styles = (("dbrouting", "dbrouting", "#369"), ("none", "no router", "#999"))
+        styles += (("dbrouting_idle_prober", "dbrouting, prober idle", "#9bd"),)
+        for i, (name, label, color) in enumerate(styles):
+            xs = [j + (i - 1) * width for j in range(len(VIEWS))]
             bars = ax.bar(xs, [common.median(rps[v, name]) for v in VIEWS], width, label=label, color=color)
             ax.bar_label(bars, fmt="%.0f", fontsize=8)
         ax.set_xticks(range(len(VIEWS)), [f"{v} view\nratio {ratios[v]:.3f}" for v in VIEWS])
