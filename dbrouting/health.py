@@ -22,6 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import metrics, probe
 from .conf import Config, get_config
+from .probe_connections import ProbeConnections
 from .sockets import abort_connections
 
 logger = logging.getLogger("dbrouting")
@@ -225,6 +226,7 @@ class HealthCache:
         self.rounds = 0
         self.primary: probe.PrimaryProbe | None = None
         self._last_primary_lsn: int | None = None
+        self._kept = ProbeConnections()
 
     # -- reading (request path: memory only) ----------------------------------------
 
@@ -288,9 +290,13 @@ class HealthCache:
         timeout = config.probe_timeout_seconds
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=len(config.replicas) + 2, thread_name_prefix="dbrouting-probe")
-        primary_future = self._pool.submit(probe.probe_primary, config.primary, config.connect_timeout_seconds, timeout)
+        primary_future = self._pool.submit(
+            probe.probe_primary, config.primary, config.connect_timeout_seconds, timeout, self._kept
+        )
         done, _ = wait_futures([primary_future], timeout=timeout)
         started = time.monotonic()
+        if not done:
+            self._kept.abort(config.primary)
         primary = (
             primary_future.result()
             if done
@@ -302,7 +308,7 @@ class HealthCache:
         for alias in config.replicas:
             if alias not in self._inflight or self._inflight[alias].done():
                 self._inflight[alias] = self._pool.submit(
-                    probe.probe_replica, alias, config.connect_timeout_seconds, timeout
+                    probe.probe_replica, alias, config.connect_timeout_seconds, timeout, self._kept
                 )
         wait_futures([self._inflight[a] for a in config.replicas], timeout=timeout)
         results = {}
@@ -311,6 +317,7 @@ class HealthCache:
             if future.done():
                 results[alias] = future.result()
             else:
+                self._kept.abort(alias)  # free the probing thread: the next round connects anew
                 results[alias] = probe.ReplicaProbe(
                     alias, ok=False, duration=timeout, started=started - timeout, timed_out=True,
                     error=f"probe timed out after {timeout:g} s",
@@ -357,6 +364,7 @@ class HealthCache:
             self._inflight = {}
             self.primary = None
             self._last_primary_lsn = None
+        self._kept.close_all()
 
     def _after_fork(self) -> None:
         self._pid = os.getpid()
@@ -366,6 +374,7 @@ class HealthCache:
         self._snapshot = {}
         self._tracks = {}
         self._last_primary_lsn = None
+        self._kept.forget()
         self._lock = threading.Lock()
         self._round_done = threading.Condition(self._lock)
 

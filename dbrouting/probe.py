@@ -1,7 +1,7 @@
 """The SQL that measures a node, on a connection of its own with short timeouts.
 
-A probe never uses Django's connections: it opens one, asks, and closes it, so a slow or hung
-server costs the probing thread a bounded wait and nothing else.
+A probe never uses Django's connections. The prober keeps one connection per node between
+rounds (``probe_connections``); a status measurement opens its own and closes it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 from django.db import connections
+
+from .probe_connections import ProbeConnections
 
 REPLICA_SQL = """
 SELECT pg_is_in_recovery(),
@@ -89,18 +91,28 @@ def describe(exc: BaseException) -> str:
     return text[:200]
 
 
-def _query(alias: str, sql: str, connect_timeout: float, statement_timeout: float) -> tuple[Any, ...]:
-    params = connection_params(alias, connect_timeout, statement_timeout)
-    with psycopg.connect(autocommit=True, **params) as conn:
+def _query(
+    alias: str, sql: str, connect_timeout: float, statement_timeout: float, kept: ProbeConnections | None = None
+) -> tuple[Any, ...]:
+    """Ask once: on a kept connection of ``kept`` (the prober's), or on a fresh one (a status)."""
+
+    def connect() -> psycopg.Connection[Any]:
+        return psycopg.connect(autocommit=True, **connection_params(alias, connect_timeout, statement_timeout))
+
+    if kept is not None:
+        return kept.query(alias, sql, connect)
+    with connect() as conn:
         row = conn.execute(sql).fetchone()
     assert row is not None
     return tuple(row)
 
 
-def probe_replica(alias: str, connect_timeout: float, statement_timeout: float) -> ReplicaProbe:
+def probe_replica(
+    alias: str, connect_timeout: float, statement_timeout: float, kept: ProbeConnections | None = None
+) -> ReplicaProbe:
     start = time.monotonic()
     try:
-        row = _query(alias, REPLICA_SQL, connect_timeout, statement_timeout)
+        row = _query(alias, REPLICA_SQL, connect_timeout, statement_timeout, kept)
         in_recovery, receive, replay, age, status, clock, system_identifier = row
     except Exception as exc:  # any failure means "not usable"; the reason is kept for the status page
         return ReplicaProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
@@ -119,10 +131,13 @@ def probe_replica(alias: str, connect_timeout: float, statement_timeout: float) 
     )
 
 
-def probe_primary(alias: str, connect_timeout: float, statement_timeout: float) -> PrimaryProbe:
+def probe_primary(
+    alias: str, connect_timeout: float, statement_timeout: float, kept: ProbeConnections | None = None
+) -> PrimaryProbe:
     start = time.monotonic()
     try:
-        in_recovery, lsn, clock, system_identifier = _query(alias, PRIMARY_SQL, connect_timeout, statement_timeout)
+        row = _query(alias, PRIMARY_SQL, connect_timeout, statement_timeout, kept)
+        in_recovery, lsn, clock, system_identifier = row
     except Exception as exc:
         return PrimaryProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
     if in_recovery:

@@ -193,7 +193,7 @@ def test_probe_connections__are_separate_from_django_connections() -> None:
     with connections["default"].cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbrouting-probe'")
         (count,) = cur.fetchone()
-    assert count <= 1  # short-lived: at most the one probing the primary right now
+    assert count <= 1  # the prober's own connection to the primary, kept between rounds; not Django's
 
 
 @pytest.mark.cluster
