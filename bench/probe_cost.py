@@ -4,11 +4,14 @@
 
 One process (the project's settings, ``CHECK_INTERVAL_SECONDS`` 0.5) reads through the router
 at a paced rate from two threads, each read in a fresh routing scope as a request would.
-Probes are counted two ways over each window: the router's own
-``dbrouting_probe_duration_seconds_count`` (one sample per probe), and on each replica's server
-the sessions opened (``pg_stat_database.sessions``: a probe opens one; the readers' persistent
-connections open none once warm). The goal is flat: 1 / ``CHECK_INTERVAL_SECONDS`` per replica
-per process, whatever the read rate. Rates alternate (A B C, C B A); figures are medians.
+Probes are counted by the router's own ``dbrouting_probe_duration_seconds_count`` (one sample
+per probe). On each replica's server, the sessions opened over the window
+(``pg_stat_database.sessions``; the readers' connections are open before it) show what probing
+costs the server: one per probe for a prober that connects each time, none for one that keeps
+its connection (``b5_probe_connections_per_replica``: the prober's sessions open at the end,
+``application_name = 'dbrouting-probe'``). The goal is flat: 1 / ``CHECK_INTERVAL_SECONDS``
+per replica per process, whatever the read rate. Rates alternate (A B C, C B A); figures are
+medians.
 """
 
 from __future__ import annotations
@@ -110,6 +113,8 @@ def main() -> None:
                 sample[f"sessions_{a}"] = (sessions(a) - before[a][1] - 1) / elapsed
             samples[rate].append(sample)
         readers.close()
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbrouting-probe'"
+        kept = common.median([int(cluster.psql(cluster.node(a), sql)) for a in REPLICAS])
 
     def med(rate: int, key: str) -> float:
         return common.median([s[key] for s in samples[rate]])
@@ -127,6 +132,7 @@ def main() -> None:
             2,
         )
     figures.add("b5_probe_rate_spread", max(per_rate.values()) / min(per_rate.values()), 3)
+    figures.add("b5_probe_connections_per_replica", kept)
 
     def draw(ax: Any) -> None:
         for a, color in zip(REPLICAS, ("#369", "#69c"), strict=True):
