@@ -123,7 +123,7 @@ class CookieTokenStore:
 
     def load(self, request: Any) -> str | None:
         config = get_config()
-        if config.causal_cookie_name not in request.COOKIES:
+        if not request.COOKIES.get(config.causal_cookie_name):  # absent, or emptied by a deletion
             return None
         try:
             value: str = request.get_signed_cookie(

@@ -136,7 +136,7 @@ class Cluster:
     @classmethod
     def from_env(cls) -> Cluster:
         return cls(
-            base_dir=Path(os.environ.get("PGCLUSTER_DIR", DEFAULT_DATA_DIR)),
+            base_dir=Path(os.environ.get("PGCLUSTER_DIR", DEFAULT_DATA_DIR)).resolve(),
             port_base=int(os.environ.get("PGCLUSTER_PORT_BASE", "54320")),
             replica_count=int(os.environ.get("PGCLUSTER_REPLICAS", "2")),
         )
@@ -212,7 +212,7 @@ class Cluster:
         return proc.stdout.strip()
 
     def _write_node_conf(self, node: Node) -> None:
-        text = f"port = {node.port}\nunix_socket_directories = '{self.socket_dir}'\ncluster_name = '{node.name}'\n"
+        text = f"port = {node.port}\nunix_socket_directories = '{self.socket_dir}'\ncluster_name = '{_title(node)}'\n"
         path = node.data_dir / "node.conf"
         self._run(["sh", "-c", f"cat > '{path}' <<'EOF'\n{text}EOF\n"])
 
@@ -259,6 +259,11 @@ class Cluster:
             self._say(log, f"{name} already running on 127.0.0.1:{node.port}")
             return
         self._clear_stale_pid(node)
+        self._write_node_conf(node)  # also gives clusters made before a change the current names
+        # Our ports lie in Linux's ephemeral range: a client connection may hold one for a moment.
+        deadline = time.monotonic() + 10
+        while _port_in_use(node.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if _port_in_use(node.port):
             raise ClusterError(
                 f"{name} cannot start: 127.0.0.1:{node.port} is in use by another process "
@@ -431,7 +436,7 @@ class Cluster:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             dying = old_pid and Path(f"/proc/{old_pid}").exists() and not _cmdline(old_pid)
-            if not dying and not _has_backends(node.name):
+            if not dying and not _has_backends(_title(node)):
                 break
             time.sleep(0.05)
         # The pid may since belong to an unrelated process: the lock files are stale either way.
@@ -509,9 +514,14 @@ def _port_in_use(port: int) -> bool:
     return False
 
 
-def _has_backends(node_name: str) -> bool:
-    """Backends carry the node's cluster_name in their title ("postgres: replica1: ...")."""
-    marker = f"postgres: {node_name}: ".encode()
+def _title(node: Node) -> str:
+    """The node's cluster_name: unique on the machine, so its processes are told from others'."""
+    return f"{node.name}-{node.port}"
+
+
+def _has_backends(title: str) -> bool:
+    """Backends carry the node's cluster_name in their title ("postgres: replica1-54321: ...")."""
+    marker = f"postgres: {title}: ".encode()
     return any(_cmdline(int(e.name)).startswith(marker) for e in Path("/proc").iterdir() if e.name.isdigit())
 
 
