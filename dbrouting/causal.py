@@ -28,6 +28,7 @@ from django.utils.module_loading import import_string
 from .conf import get_config
 from .context import read_after_lsn, use_primary
 from .health import cache
+from .probe import format_lsn, parse_lsn
 
 logger = logging.getLogger("dbrouting")
 
@@ -49,7 +50,7 @@ class CausalToken:
     minted_ms: int  # wall clock when captured: tells a token from another cluster
 
     def encode(self) -> str:
-        return f"{self.lsn >> 32:X}/{self.lsn & 0xFFFFFFFF:X}@{self.minted_ms}"
+        return f"{format_lsn(self.lsn)}@{self.minted_ms}"
 
     @classmethod
     def decode(cls, text: str) -> CausalToken:
@@ -68,8 +69,7 @@ def capture() -> CausalToken:
     with connections[get_config().primary].cursor() as cursor:
         cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         (text,) = cursor.fetchone()
-    high, _, low = text.partition("/")
-    return CausalToken((int(high, 16) << 32) + int(low, 16), int(time.time() * 1000))
+    return CausalToken(parse_lsn(text) or 0, int(time.time() * 1000))
 
 
 def causal_token() -> str:

@@ -358,22 +358,22 @@ class HealthCache:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
         with self._lock:
-            self._thread = None
-            self._snapshot = {}
-            self._tracks = {}
-            self._inflight = {}
-            self.primary = None
-            self._last_primary_lsn = None
+            self._forget()
         self._kept.close_all()
+
+    def _forget(self) -> None:
+        """Everything learnt about the nodes, and the prober thread's handle."""
+        self._thread = None
+        self._snapshot = {}
+        self._tracks = {}
+        self._inflight = {}
+        self.primary = None
+        self._last_primary_lsn = None
 
     def _after_fork(self) -> None:
         self._pid = os.getpid()
-        self._thread = None
         self._pool = None
-        self._inflight = {}
-        self._snapshot = {}
-        self._tracks = {}
-        self._last_primary_lsn = None
+        self._forget()
         self._kept.forget()
         self._lock = threading.Lock()
         self._round_done = threading.Condition(self._lock)

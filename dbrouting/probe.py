@@ -74,6 +74,11 @@ def parse_lsn(text: str | None) -> int | None:
     return (int(high, 16) << 32) + int(low, 16)
 
 
+def format_lsn(lsn: int | None) -> str | None:
+    """The byte position as PostgreSQL writes it: '16/B374D848'."""
+    return None if lsn is None else f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+
+
 def connection_params(alias: str, connect_timeout: float, statement_timeout: float) -> dict[str, Any]:
     params = connections[alias].get_connection_params()
     for key in _DJANGO_ONLY:

@@ -10,7 +10,6 @@ partitioned node never holds the prober's thread beyond the probe timeout.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+
+from .sockets import duplicate_socket
 
 MAX_AGE_SECONDS = 300.0
 
@@ -63,11 +64,7 @@ class ProbeConnections:
     @staticmethod
     def _open(connect: Callable[[], psycopg.Connection[Any]]) -> _Kept:
         conn = connect()
-        try:
-            sock: socket.socket | None = socket.socket(fileno=os.dup(conn.pgconn.socket))
-        except (OSError, psycopg.Error):
-            sock = None
-        return _Kept(conn, sock, time.monotonic())
+        return _Kept(conn, duplicate_socket(conn), time.monotonic())
 
     def _ask(self, alias: str, kept: _Kept, sql: str) -> tuple[Any, ...]:
         with self._lock:

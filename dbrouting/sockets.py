@@ -17,8 +17,18 @@ import threading
 import weakref
 from typing import Any
 
+import psycopg
+
 _lock = threading.Lock()
 _open: dict[str, weakref.WeakSet[Any]] = {}
+
+
+def duplicate_socket(raw_connection: Any) -> socket.socket | None:
+    """A socket object of our own on a psycopg connection's socket, or None if it has none."""
+    try:
+        return socket.socket(fileno=os.dup(raw_connection.pgconn.socket))
+    except (OSError, AttributeError, ValueError, psycopg.Error):
+        return None
 
 
 def register(alias: str, wrapper: Any, raw_connection: Any) -> None:
@@ -28,10 +38,8 @@ def register(alias: str, wrapper: Any, raw_connection: Any) -> None:
     connection; a later shutdown then acts on that socket object, never on a number that another
     file may have taken since. ``release`` closes it with the connection.
     """
-    try:
-        wrapper._dbrouting_socket = socket.socket(fileno=os.dup(raw_connection.pgconn.socket))
-    except (OSError, AttributeError, ValueError):
-        wrapper._dbrouting_socket = None
+    wrapper._dbrouting_socket = duplicate_socket(raw_connection)
+    if wrapper._dbrouting_socket is None:
         return
     with _lock:
         _open.setdefault(alias, weakref.WeakSet()).add(wrapper)

@@ -59,10 +59,6 @@ def address(alias: str) -> str:
     return f"{settings_dict.get('HOST') or 'localhost'}:{settings_dict.get('PORT') or 5432}"
 
 
-def format_lsn(lsn: int | None) -> str | None:
-    return None if lsn is None else f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
-
-
 def measure(wait_for_cache: bool = True) -> StatusReport:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     try:
@@ -122,7 +118,7 @@ def _replica_status(
     cache_state = cached.state if cached is not None and cached.state != health.state else None
     return NodeStatus(
         alias, address(alias), role, reachable=result.ok, receiving=health.receiving,
-        replay_lsn=format_lsn(result.replay_lsn), lag_bytes=health.lag_bytes,
+        replay_lsn=probe.format_lsn(result.replay_lsn), lag_bytes=health.lag_bytes,
         lag_seconds=None if health.lag_seconds is None else round(health.lag_seconds, 3),
         usable=usable, state=health.state, why=health.reason, cache_state=cache_state,
     )  # fmt: skip

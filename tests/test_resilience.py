@@ -21,6 +21,7 @@ from gists.models import Gist
 from .conftest import wait_until
 from .factories import make_gist
 from .routing_helpers import served_by
+from .test_failover import terminate_app_sessions
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "gists-dev-password"  # the local cluster's, which must never be printed
@@ -117,8 +118,7 @@ def test_secrets__never_in_status_output_logs_error_pages_or_metrics(
     # A failover logs the reason; a 404 and a bad request render pages; /metrics lists labels.
     make_gist()
     Gist.objects.using("replica1").exists()
-    cluster.psql(cluster.node("replica1"), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                 "WHERE application_name = 'gists:replica1'")  # fmt: skip
+    terminate_app_sessions(cluster, "replica1")
     Gist.objects.using("replica1").exists()
     for path in ("/api/gists/nope/", "/gists/nope/", "/api/gists/nearby/?lat=x", "/metrics"):
         outputs.append(client.get(path).content.decode())
