@@ -27,6 +27,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -178,6 +179,15 @@ class Cluster:
         return proc
 
     def _prepare_dirs(self) -> None:
+        if os.geteuid() == 0:
+            # The servers run as postgres, which must be able to pass through every folder above
+            # the data folder (a checkout in a mode-700 folder from mktemp, say): grant it
+            # traversal only (o+x), never listing or reading.
+            for parent in reversed(self.base_dir.parents):
+                mode = parent.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    os.chmod(parent, mode | stat.S_IXOTH)
+                    self._say(True, f"allowed traversal (o+x) of {parent} for the postgres user")
         for path in (self.base_dir, self.base_dir / "logs", self.socket_dir):
             path.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
