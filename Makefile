@@ -27,7 +27,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 
 bench-deps: $(VENV)/.bench-installed
 
-bench: venv bench-deps  ## bench/ on a cluster of its own (ports 57320-57322): figures, docs/benchmarks.md, docs/bench-*.png
+bench: venv bench-deps  ## bench/ on a cluster of its own (ports 25632-25634): figures, docs/benchmarks.md, docs/bench-*.png
 	$(PY) bench/run_all.py
 
 cluster-up:

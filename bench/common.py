@@ -1,7 +1,7 @@
 """What every benchmark shares: a cluster of its own, Django pointed at it, its data, figures, plots.
 
 Every script takes ``--quick`` (tiny sizes: the smoke test), ``--port-base`` (default
-``BENCH_PORT_BASE`` or 57320: never the developer cluster's 54320) and ``--data-dir`` (default
+``BENCH_PORT_BASE`` or 25632: never the developer cluster's 25432) and ``--data-dir`` (default
 ``.pgdata/bench-<port>``). It creates the cluster with ``scripts/pgcluster.py``'s ``Cluster`` when
 missing and destroys it at the end unless ``--keep-cluster`` (``run_all.py`` keeps one for all);
 a run that will destroy it holds a lock beside its folder, so a second run on the same ports
@@ -33,7 +33,7 @@ for _path in (str(ROOT / "scripts"), str(ROOT)):
 
 from pgcluster import APP_DATABASE, APP_PASSWORD, APP_USER, Cluster  # noqa: E402
 
-DEFAULT_PORT_BASE = int(os.environ.get("BENCH_PORT_BASE", "57320"))
+DEFAULT_PORT_BASE = int(os.environ.get("BENCH_PORT_BASE", "25632"))
 RESULTS_DIR = ROOT / ".pgdata" / "bench-results"
 DOCS_DIR = ROOT / "docs"
 
@@ -106,8 +106,8 @@ def _sole_user(data_dir: Path) -> Iterator[None]:
 
 
 def retrying(start: Callable[[], None], seconds: float = 30.0) -> None:
-    """Start servers, again while a port is taken: the ports are in the kernel's ephemeral range
-    (32768-60999), where a client connection of anything on the machine may hold one a while."""
+    """Start servers, again while a port is taken (a cluster of an earlier run still closing, or
+    a --port-base inside the kernel's ephemeral range, where client connections take ports)."""
     from pgcluster import ClusterError
 
     deadline = time.monotonic() + seconds

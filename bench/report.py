@@ -114,7 +114,7 @@ def write(results_dir: Path, output: Path) -> None:
         "run, alternating the sides (A B, B A, ...), repeated, and the median taken.",
         "",
         "Every script runs on a PostgreSQL cluster of its own (a primary and 2 streaming replicas, "
-        "`scripts/pgcluster.py`, ports 57320-57322 by default, `.pgdata/bench-<port>/`), never on the "
+        "`scripts/pgcluster.py`, ports 25632-25634 by default, `.pgdata/bench-<port>/`), never on the "
         "developer cluster. `make bench` runs them all; each prints `name=value` lines.",
         "",
         "## Summary",

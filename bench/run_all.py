@@ -1,6 +1,6 @@
 """``make bench``: every benchmark in turn, on one cluster of their own, then ``docs/benchmarks.md``.
 
-    .venv/bin/python bench/run_all.py [--quick] [--only b1,b4] [--port-base 57320] [--keep-cluster]
+    .venv/bin/python bench/run_all.py [--quick] [--only b1,b4] [--port-base 25632] [--keep-cluster]
 
 Creates the cluster (a primary and 2 replicas on ``--port-base`` and the next ports, under
 ``.pgdata/bench-<port>/``), runs each script on it (each prints its ``name=value`` lines and

@@ -9,8 +9,10 @@
     python scripts/pgcluster.py start replica1
 
 Everything lives under ``.pgdata/`` in the project (git ignores it). Servers listen on
-127.0.0.1 only, on ``PGCLUSTER_PORT_BASE`` (primary, default 54320) and the next ports
-(replica1, replica2, ...). ``PGCLUSTER_REPLICAS`` sets how many replicas (default 2).
+127.0.0.1 only, on ``PGCLUSTER_PORT_BASE`` (primary, default 25432) and the next ports
+(replica1, replica2, ...). The defaults stay below Linux's ephemeral range (32768-60999): a port
+in it may be the local end of any client connection on the machine, a kept database connection
+for hours, and a server could not start there. ``PGCLUSTER_REPLICAS`` sets how many replicas (default 2).
 When run as root, the servers run as the ``postgres`` user, since PostgreSQL refuses root.
 
 Standard library only, so it runs before the project's virtual environment exists.
@@ -36,6 +38,7 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_DIR / ".pgdata"
+PORT_WAIT_SECONDS = 10.0  # how long start waits for a port another process holds
 
 # Development credentials for a loopback-only cluster; production gets its own from the
 # environment (see README). They are never printed by this tool.
@@ -116,7 +119,7 @@ class Node:
 @dataclass
 class Cluster:
     base_dir: Path = DEFAULT_DATA_DIR
-    port_base: int = 54320
+    port_base: int = 25432
     replica_count: int = 2
     nodes: list[Node] = field(init=False)
 
@@ -138,7 +141,7 @@ class Cluster:
     def from_env(cls) -> Cluster:
         return cls(
             base_dir=Path(os.environ.get("PGCLUSTER_DIR", DEFAULT_DATA_DIR)).resolve(),
-            port_base=int(os.environ.get("PGCLUSTER_PORT_BASE", "54320")),
+            port_base=int(os.environ.get("PGCLUSTER_PORT_BASE", "25432")),
             replica_count=int(os.environ.get("PGCLUSTER_REPLICAS", "2")),
         )
 
@@ -270,15 +273,21 @@ class Cluster:
             return
         self._clear_stale_pid(node)
         self._write_node_conf(node)  # also gives clusters made before a change the current names
-        # Our ports lie in Linux's ephemeral range: a client connection may hold one for a moment.
-        deadline = time.monotonic() + 10
+        if not node.is_primary:
+            self._follow_primary_port(node)
+        # A port just closed may linger a moment (a server stopping, a connection closing).
+        deadline = time.monotonic() + PORT_WAIT_SECONDS
         while _port_in_use(node.port) and time.monotonic() < deadline:
             time.sleep(0.1)
         if _port_in_use(node.port):
-            raise ClusterError(
-                f"{name} cannot start: 127.0.0.1:{node.port} is in use by another process "
-                "(another cluster? set PGCLUSTER_PORT_BASE)"
-            )
+            hint = "another cluster? set PGCLUSTER_PORT_BASE"
+            low, high = _ephemeral_ports()
+            if low <= node.port <= high:
+                hint = (
+                    f"it lies in the kernel's ephemeral range {low}-{high}, where client connections "
+                    f"take their local ports: set PGCLUSTER_PORT_BASE below {low}"
+                )
+            raise ClusterError(f"{name} cannot start: 127.0.0.1:{node.port} is in use by another process ({hint})")
         proc = self._run(
             [str(bin_dir() / "pg_ctl"), "-D", str(node.data_dir), "-l", str(node.log_file), "-w", "-t", "90", "start"],
             check=False,
@@ -431,6 +440,12 @@ class Cluster:
         )
         self._write_node_conf(node)
 
+    def _follow_primary_port(self, node: Node) -> None:
+        """Point a replica's primary_conninfo (written by pg_basebackup -R) at the primary's port
+        of today: a cluster made under another PGCLUSTER_PORT_BASE keeps replicating."""
+        auto_conf = node.data_dir / "postgresql.auto.conf"
+        self._run(["sed", "-i", "-E", rf"/^primary_conninfo/ s/port=[0-9]+/port={self.primary.port}/", str(auto_conf)])
+
     def _clear_stale_pid(self, node: Node) -> None:
         """After a crash or kill -9 the lock files may name a dead, dying or unrelated process."""
         pid_file = node.data_dir / "postmaster.pid"
@@ -514,6 +529,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The local port range the kernel gives outgoing connections (Linux's default otherwise)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -530,7 +554,7 @@ def _title(node: Node) -> str:
 
 
 def _has_backends(title: str) -> bool:
-    """Backends carry the node's cluster_name in their title ("postgres: replica1-54321: ...")."""
+    """Backends carry the node's cluster_name in their title ("postgres: replica1-25433: ...")."""
     marker = f"postgres: {title}: ".encode()
     return any(_cmdline(int(e.name)).startswith(marker) for e in Path("/proc").iterdir() if e.name.isdigit())
 

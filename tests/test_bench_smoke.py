@@ -1,7 +1,7 @@
 """bench/ at a tiny size: every script runs, prints its figures and draws its plots.
 
 A smoke test only: no timing is asserted. ``bench/run_all.py --quick`` works on a scratch
-cluster of its own (the first free block of ports from 58320, under ``.pgdata/bench-<port>``),
+cluster of its own (the first free block of ports from 25732, under ``.pgdata/bench-<port>``),
 which it creates and destroys; it kills and restarts a node of that cluster (B4), never of the
 developer cluster, hence the ``cluster`` mark.
 """
@@ -21,7 +21,7 @@ import pytest
 from pgcluster import Cluster, _port_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_PORT_BASE = 58320
+FIRST_PORT_BASE = 25732
 
 # The figures the benchmarks issue promises, by name.
 REQUIRED = [
@@ -59,7 +59,7 @@ def port_base() -> Iterator[int]:
                 lock.close()
             return
         lock.close()
-    pytest.fail("no free block of 3 ports from 58320")
+    pytest.fail("no free block of 3 ports from 25732")
 
 
 @pytest.mark.cluster

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pgcluster
 import pytest
 from django.db import connections
-from pgcluster import DEFAULT_DATA_DIR, Cluster
+from pgcluster import DEFAULT_DATA_DIR, Cluster, ClusterError
 
 from gists.models import Gist
 
@@ -56,7 +58,7 @@ def test_replicas__refuse_writes(live_db: None) -> None:
 
 @pytest.fixture(scope="module")
 def scratch() -> Iterator[Cluster]:
-    port = int(os.environ.get("PGCLUSTER_TEST_PORT_BASE", "55430"))
+    port = int(os.environ.get("PGCLUSTER_TEST_PORT_BASE", "25532"))
     cluster = Cluster(base_dir=DEFAULT_DATA_DIR / "tool-test", port_base=port, replica_count=1)
     cluster.destroy(log=False)
     cluster.up(log=False)
@@ -111,6 +113,49 @@ def test_tool__stop_immediate_then_start(scratch: Cluster) -> None:
     scratch.start("replica1")
     scratch.start("replica1")
     wait_until(lambda: streaming(scratch) == ["replica1"])
+
+
+@pytest.mark.cluster
+def test_tool__a_cluster_moved_to_other_ports_keeps_replicating(scratch: Cluster) -> None:
+    """A developer's cluster made under an earlier PGCLUSTER_PORT_BASE: the replica follows."""
+    scratch.down(log=False)
+    moved = Cluster(base_dir=scratch.base_dir, port_base=scratch.port_base + 2, replica_count=1)
+    try:
+        moved.up(log=False)
+        wait_until(lambda: streaming(moved) == ["replica1"])
+        assert moved.psql(moved.replicas[0], "SELECT current_setting('port')") == str(moved.replicas[0].port)
+    finally:
+        moved.down(log=False)
+        scratch.up(log=False)
+    wait_until(lambda: streaming(scratch) == ["replica1"])
+
+
+@pytest.mark.cluster
+def test_tool__a_held_port_is_a_clear_error_naming_the_way_out(
+    scratch: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pgcluster, "PORT_WAIT_SECONDS", 0.0)
+    monkeypatch.setattr(pgcluster, "_ephemeral_ports", lambda: (scratch.port_base - 100, scratch.port_base + 100))
+    scratch.stop("replica1")
+    try:
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", scratch.replicas[0].port))
+            squatter.listen()
+            with pytest.raises(ClusterError) as caught:
+                scratch.start("replica1")
+        message = str(caught.value)
+        assert f"127.0.0.1:{scratch.replicas[0].port} is in use" in message
+        assert f"set PGCLUSTER_PORT_BASE below {scratch.port_base - 100}" in message
+    finally:
+        scratch.start("replica1")
+    wait_until(lambda: streaming(scratch) == ["replica1"])
+
+
+def test_tool__default_ports_lie_below_linux_default_ephemeral_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGCLUSTER_PORT_BASE", raising=False)
+    monkeypatch.delenv("PGCLUSTER_REPLICAS", raising=False)
+    assert Cluster.from_env().nodes[-1].port < 32768
+    assert Cluster(base_dir=DEFAULT_DATA_DIR).nodes[-1].port < 32768
 
 
 def test_tool__status_command_reports_nodes_and_logs(cluster: Cluster) -> None:

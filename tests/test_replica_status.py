@@ -40,7 +40,7 @@ def test_healthy__table_and_exit_code_0() -> None:
     assert header == ["alias", "address", "role", "reachable", "receiving", "replay_lsn", "lag_bytes", "lag_s",
                       "usable", "why", "cache"]  # fmt: skip
     rows = {line.split()[0]: line.split() for line in lines[2:5]}
-    assert rows["default"][1:4] == ["127.0.0.1:54320", "primary", "yes"] or rows["default"][2] == "primary"
+    assert rows["default"][1:4] == ["127.0.0.1:25432", "primary", "yes"] or rows["default"][2] == "primary"
     for alias in ("replica1", "replica2"):
         assert rows[alias][2:5] == ["replica", "yes", "yes"]
         assert rows[alias][8] == "yes"

@@ -48,7 +48,7 @@ def extra_alias() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def stranger() -> Iterator[Cluster]:
     """Another cluster altogether: its nodes are standbys of some other primary."""
-    port = int(os.environ.get("PGCLUSTER_TEST_PORT_BASE", "55430")) + 10
+    port = int(os.environ.get("PGCLUSTER_TEST_PORT_BASE", "25532")) + 10
     other = Cluster(base_dir=DEFAULT_DATA_DIR / "stranger", port_base=port, replica_count=1)
     other.destroy(log=False)
     other.up(log=False)

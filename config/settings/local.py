@@ -17,7 +17,7 @@ DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-development-only-key-do-not-deploy")
 
 # The local cluster of scripts/pgcluster.py: primary on the base port, replicas after it.
-_port = int(os.environ.get("PGCLUSTER_PORT_BASE", "54320"))
+_port = int(os.environ.get("PGCLUSTER_PORT_BASE", "25432"))
 _replicas = int(os.environ.get("PGCLUSTER_REPLICAS", "2"))
 _credentials = "gists:gists-dev-password"
 DATABASES = databases_from_env(
