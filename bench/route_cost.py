@@ -9,10 +9,10 @@ ours, ``PrimaryReplicaRouter`` (routing state, atomic-block check, health snapsh
 tolerance, strategy, Prometheus counter). Rounds alternate the sides (A B C, C B A, ...), the
 timing loop's own cost (a call of a no-op function) is subtracted, figures are medians over rounds.
 
-Ours is also timed with one piece left out at a time, in this process only (the module global
-is swapped for the side's duration), to show where its nanoseconds go: the Prometheus counter
-(``count_read``), the atomic-block check (``connections[primary].in_atomic_block``), and the
-health cache's ``snapshot()`` call (with its check that the prober thread runs).
+Ours is timed twice: in the common case (the default staleness tolerance, no routing block, not
+pinned), where it takes the route table worked out once per health snapshot; and inside a
+``max_staleness()`` block, where every call makes the whole decision (each replica's health
+against the tolerance, the snapshot's age, the strategy).
 """
 
 from __future__ import annotations
@@ -21,25 +21,21 @@ import gc
 import itertools
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common
 
-SIDES = ["no_router", "multidb", "multidb_pinning", "dbrouting"]
-SIDES += ["dbrouting_no_metrics", "dbrouting_no_atomic_check", "dbrouting_no_thread_check"]
+SIDES = ["no_router", "multidb", "multidb_pinning", "dbrouting", "dbrouting_own_tolerance"]
 LABELS = {
     "no_router": "no router",
     "multidb": "multidb\nReplicaRouter",
     "multidb_pinning": "multidb\nPinningReplicaRouter",
-    "dbrouting": "dbrouting",
-    "dbrouting_no_metrics": "dbrouting\nw/o counter",
-    "dbrouting_no_atomic_check": "dbrouting\nw/o atomic check",
-    "dbrouting_no_thread_check": "dbrouting\nw/o snapshot()",
+    "dbrouting": "dbrouting\n(common case)",
+    "dbrouting_own_tolerance": "dbrouting\nin max_staleness()",
 }
 
 
@@ -52,16 +48,6 @@ def per_call_ns(func: Callable[[Any], Any], model: Any, calls: int) -> float:
         return (time.perf_counter_ns() - start) / calls
     finally:
         gc.enable()
-
-
-@contextmanager
-def swapped(module: Any, name: str, value: Any) -> Iterator[None]:
-    original = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
 
 
 def main() -> None:
@@ -77,9 +63,7 @@ def main() -> None:
         from django.db.utils import ConnectionRouter
         from multidb import PinningReplicaRouter, ReplicaRouter
 
-        import dbrouting.routing
-        from dbrouting import routing_scope
-        from dbrouting.health import cache
+        from dbrouting import max_staleness, routing_scope
         from dbrouting.router import PrimaryReplicaRouter
         from gists.models import Gist
 
@@ -91,18 +75,8 @@ def main() -> None:
             "multidb_pinning": ConnectionRouter([PinningReplicaRouter()]),
             "dbrouting": ConnectionRouter([PrimaryReplicaRouter()]),
         }
-        for side in SIDES[4:]:
-            routers[side] = routers["dbrouting"]
-        ablations = {
-            "dbrouting_no_metrics": (dbrouting.routing, "count_read", lambda alias, reason: None),
-            "dbrouting_no_atomic_check": (
-                (dbrouting.routing, "_in_atomic_block", lambda primary: False)
-                if hasattr(dbrouting.routing, "_in_atomic_block")  # the wrapper found once per thread
-                else (dbrouting.routing, "connections", {"default": SimpleNamespace(in_atomic_block=False)})
-            ),
-            "dbrouting_no_thread_check": (dbrouting.routing, "cache", SimpleNamespace(snapshot=lambda: snapshot)),
-        }
-        snapshot = cache.snapshot()
+        routers["dbrouting_own_tolerance"] = routers["dbrouting"]
+        blocks = {"dbrouting_own_tolerance": lambda: max_staleness(5.0)}
         scope = routing_scope()  # fresh routing state: not pinned by the migrations' writes
         scope.__enter__()
         picked = {routers["dbrouting"].db_for_read(Gist) for _ in range(4)}
@@ -115,8 +89,7 @@ def main() -> None:
         loop_ns: list[float] = []
         for _, side in common.abba(SIDES, args.rounds):
             loop_ns.append(per_call_ns(noop, Gist, args.calls))
-            swap = swapped(*ablations[side]) if side in ablations else nullcontext()
-            with swap:
+            with blocks[side]() if side in blocks else nullcontext():
                 samples[side].append(per_call_ns(routers[side].db_for_read, Gist, args.calls))
             # ns per call, net of the loop: as the ORM pays it for each read.
             samples[side][-1] -= loop_ns[-1]
@@ -138,15 +111,19 @@ def main() -> None:
     figures.add("b1_route_overhead_ns_vs_no_router", ns["dbrouting"] - ns["no_router"], 0)
     figures.add("b1_router_method_ns_dbrouting", direct["dbrouting"], 0)
     figures.add("b1_router_method_ns_multidb", direct["multidb"], 0)
-    figures.add("b1_metrics_counter_share", 1 - ns["dbrouting_no_metrics"] / ns["dbrouting"], 2)
-    figures.add("b1_atomic_check_share", 1 - ns["dbrouting_no_atomic_check"] / ns["dbrouting"], 2)
-    figures.add("b1_prober_check_share", 1 - ns["dbrouting_no_thread_check"] / ns["dbrouting"], 2)
+    figures.add(
+        "b1_route_cost_ratio_own_tolerance_vs_multidb",
+        common.median([samples["dbrouting_own_tolerance"][r] / samples["multidb"][r] for r in rounds]),
+        2,
+    )
     figures.add("b1_loop_ns", common.median(loop_ns), 0)
     figures.add("b1_calls_per_side_per_round", args.calls)
     figures.add("b1_rounds", args.rounds)
 
     def draw(ax: Any) -> None:
-        bars = ax.bar([LABELS[s] for s in SIDES], [ns[s] for s in SIDES], color=["#999", "#c96", "#c96"] + ["#369"] * 4)
+        bars = ax.bar(
+            [LABELS[s] for s in SIDES], [ns[s] for s in SIDES], color=["#999", "#c96", "#c96", "#369", "#69c"]
+        )
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
         ax.set_ylabel("ns per db_for_read call (median)")
         ax.tick_params(axis="x", labelsize=7)

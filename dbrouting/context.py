@@ -14,7 +14,7 @@ import inspect
 import math
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -22,7 +22,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
+@dataclass(slots=True)
 class RoutingState:
     """Mutable on purpose: a write made in a sync_to_async thread must pin the request."""
 
@@ -32,41 +32,57 @@ class RoutingState:
     reads: set[str] = field(default_factory=set)  # aliases chosen for reads, for the debug header
 
 
-_state: ContextVar[RoutingState | None] = ContextVar("dbrouting_state", default=None)
-_forced: ContextVar[int] = ContextVar("dbrouting_forced", default=0)
-_staleness: ContextVar[float | None] = ContextVar("dbrouting_staleness", default=None)
-_migrating: ContextVar[bool] = ContextVar("dbrouting_migrating", default=False)
-_read_after: ContextVar[int | None] = ContextVar("dbrouting_read_after", default=None)
+@dataclass(frozen=True, slots=True)
+class Blocks:
+    """What the routing blocks entered in this context ask (one variable: the router's common
+    case, no block at all, is then one ``get()`` and an identity test against ``NO_BLOCKS``)."""
+
+    forced: int = 0  # use_primary() depth
+    migrating: bool = False
+    staleness: float | None = None  # the innermost max_staleness()
+    read_after: int | None = None  # the highest read_after_lsn()
+
+
+NO_BLOCKS = Blocks()
+
+state_var: ContextVar[RoutingState | None] = ContextVar("dbrouting_state", default=None)
+blocks_var: ContextVar[Blocks] = ContextVar("dbrouting_blocks", default=NO_BLOCKS)
+
+
+def _set_blocks(**changes: Any) -> Token[Blocks]:
+    blocks = replace(blocks_var.get(), **changes)
+    return blocks_var.set(NO_BLOCKS if blocks == NO_BLOCKS else blocks)
 
 
 def current_state() -> RoutingState:
-    state = _state.get()
+    state = state_var.get()
     if state is None:
         state = RoutingState()
-        _state.set(state)
+        state_var.set(state)
     return state
 
 
 def is_forced() -> bool:
-    return _forced.get() > 0 or _migrating.get()
+    blocks = blocks_var.get()
+    return blocks.forced > 0 or blocks.migrating
 
 
 def staleness_override() -> float | None:
-    return _staleness.get()
+    return blocks_var.get().staleness
 
 
 def required_lsn() -> int | None:
     """The WAL position a replica must have replayed to serve reads here, if any."""
-    state = _state.get()
+    state = state_var.get()
     token = state.token_lsn if state is not None else None
-    after = _read_after.get()
+    after = blocks_var.get().read_after
     if after is None:
         return token
     return after if token is None else max(token, after)
 
 
 def set_migrating(value: bool) -> None:
-    _migrating.set(value)
+    _set_blocks(migrating=value)
 
 
 class _RoutingBlock:
@@ -124,10 +140,10 @@ class use_primary(_RoutingBlock):
     """Send every read in the block (or view) to the primary. Nestable."""
 
     def _enter(self) -> Token[Any]:
-        return _forced.set(_forced.get() + 1)
+        return _set_blocks(forced=blocks_var.get().forced + 1)
 
     def _reset(self, token: Token[Any]) -> None:
-        _forced.reset(token)
+        blocks_var.reset(token)
 
 
 class max_staleness(_RoutingBlock):
@@ -146,20 +162,20 @@ class max_staleness(_RoutingBlock):
         self.seconds = float(seconds)
 
     def _enter(self) -> Token[Any]:
-        return _staleness.set(self.seconds)
+        return _set_blocks(staleness=self.seconds)
 
     def _reset(self, token: Token[Any]) -> None:
-        _staleness.reset(token)
+        blocks_var.reset(token)
 
 
 class routing_scope(_RoutingBlock):
     """Fresh routing state (not pinned, no causal token) for a request, a task, or a test."""
 
     def _enter(self) -> Token[Any]:
-        return _state.set(RoutingState())
+        return state_var.set(RoutingState())
 
     def _reset(self, token: Token[Any]) -> None:
-        _state.reset(token)
+        state_var.reset(token)
 
 
 class read_after_lsn(_RoutingBlock):
@@ -169,9 +185,9 @@ class read_after_lsn(_RoutingBlock):
         self.lsn = lsn
 
     def _enter(self) -> Token[Any]:
-        current = _read_after.get()
+        current = blocks_var.get().read_after
         positions = [p for p in (current, self.lsn) if p is not None]
-        return _read_after.set(max(positions) if positions else None)
+        return _set_blocks(read_after=max(positions) if positions else None)
 
     def _reset(self, token: Token[Any]) -> None:
-        _read_after.reset(token)
+        blocks_var.reset(token)

@@ -216,7 +216,7 @@ class HealthCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._round_done = threading.Condition(self._lock)
-        self._snapshot: Mapping[str, ReplicaHealth] = {}
+        self.latest: Mapping[str, ReplicaHealth] = {}  # replaced, never changed: a new object per change
         self._tracks: dict[str, _Track] = {}
         self._inflight: dict[str, Future[probe.ReplicaProbe]] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -233,15 +233,15 @@ class HealthCache:
     def snapshot(self) -> Mapping[str, ReplicaHealth]:
         if self._thread is None:  # reset at fork, at reset() and when the prober ends
             self._ensure_running()
-        return self._snapshot
+        return self.latest
 
     def mark_down(self, alias: str, reason: str) -> None:
         """A request saw ``alias`` fail: stop routing to it now, before the next probe."""
         with self._lock:
-            current = self._snapshot.get(alias, ReplicaHealth(alias))
+            current = self.latest.get(alias, ReplicaHealth(alias))
             if current.state != DOWN:
                 logger.warning("replica %s is down (%s): reads go elsewhere", alias, reason)
-            self._snapshot = {**self._snapshot, alias: ReplicaHealth(alias, state=DOWN, reason=reason)}
+            self.latest = {**self.latest, alias: ReplicaHealth(alias, state=DOWN, reason=reason)}
             metrics.replica_usable.labels(alias).set(0)
             track = self._tracks.setdefault(alias, _Track())
             track.ever_left = True
@@ -325,7 +325,7 @@ class HealthCache:
         with self._lock:
             snapshot = {}
             for alias, result in results.items():
-                previous = self._snapshot.get(alias, ReplicaHealth(alias))
+                previous = self.latest.get(alias, ReplicaHealth(alias))
                 track = self._tracks.setdefault(alias, _Track())
                 if result.started < track.marked_down_at:
                     # Began before a request saw it fail: too old to readmit it.
@@ -334,7 +334,7 @@ class HealthCache:
                 health = assess(previous, track, result, primary, config, self._last_primary_lsn)
                 _log_transition(previous, health)
                 snapshot[alias] = health
-            self._snapshot = snapshot
+            self.latest = snapshot
             metrics.observe_round(snapshot, results, config.max_staleness_seconds, config.max_lag_bytes)
             metrics.flush_reads()
             self.rounds += 1
@@ -364,7 +364,7 @@ class HealthCache:
     def _forget(self) -> None:
         """Everything learnt about the nodes, and the prober thread's handle."""
         self._thread = None
-        self._snapshot = {}
+        self.latest = {}
         self._tracks = {}
         self._inflight = {}
         self.primary = None

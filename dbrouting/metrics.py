@@ -11,7 +11,7 @@ import ipaddress
 import itertools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -48,11 +48,16 @@ _folded: dict[tuple[str, str], int] = {}
 _fold_lock = threading.Lock()
 
 
-def count_read(alias: str, reason: str) -> None:
+def read_tick(alias: str, reason: str) -> Callable[[], int]:
+    """What counts one read of ``alias`` for ``reason`` when called."""
     counter = _pending.get((alias, reason))
     if counter is None:
         counter = _pending.setdefault((alias, reason), itertools.count(1))
-    next(counter)
+    return counter.__next__
+
+
+def count_read(alias: str, reason: str) -> None:
+    read_tick(alias, reason)()
 
 
 def _value(counter: itertools.count[int]) -> int:

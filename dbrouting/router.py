@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from .conf import get_config
-from .routing import choose_read, note_write
+from .routing import note_write, read_alias
 
 
 class PrimaryReplicaRouter:
     """Writes and migrations on the primary; reads on a usable replica, else the primary."""
 
-    def db_for_read(self, model: type[Any], **hints: Any) -> str:
-        return choose_read()[0]
+    db_for_read = staticmethod(read_alias)  # (model, **hints) -> alias
 
     def db_for_write(self, model: type[Any], **hints: Any) -> str:
         return note_write()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from django.core.signals import setting_changed
 from django.db import connections
+from django.dispatch import receiver
 
-from .conf import get_config
-from .context import current_state, is_forced, required_lsn, staleness_override
-from .health import cache
-from .metrics import count_read
+from .conf import Config, get_config
+from .context import NO_BLOCKS, blocks_var, current_state, is_forced, required_lsn, staleness_override, state_var
+from .health import ReplicaHealth, cache
+from .metrics import count_read, read_tick
 from .strategies import load_strategy
 
 # Reasons a read went where it went (dbrouting_reads_total's "reason" label).
@@ -22,6 +27,7 @@ REPLICA, FORCED, ATOMIC, PINNED, CAUSAL, NO_USABLE, NO_REPLICAS = (
 
 
 _thread = threading.local()
+_monotonic = time.monotonic  # a global, not an attribute lookup on each read
 
 
 def _in_atomic_block(primary: str) -> bool:
@@ -35,6 +41,50 @@ def _in_atomic_block(primary: str) -> bool:
     if wrapper is None or wrapper.alias != primary:
         wrapper = _thread.primary = connections[primary]
     return bool(wrapper.in_atomic_block)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """The common case's answer, worked out once per health snapshot: the replicas usable under
+    the default tolerance, how to pick among them, and until when that holds without a new
+    probe (a replica that was behind falls further behind as its snapshot ages, and a snapshot
+    too old is not trusted at all). Dropped when the settings change."""
+
+    config: Config | None
+    snapshot: Mapping[str, ReplicaHealth] | None
+    valid_until: float
+    pick: Callable[[], str]
+    ticks: Mapping[str, Callable[[], int]]
+    primary: str = ""
+    record_reads: bool = False  # for the SERVED_BY_HEADER
+
+    def serves(self, config: Config, snapshot: Mapping[str, ReplicaHealth], now: float) -> bool:
+        return self.snapshot is snapshot and self.config is config and now < self.valid_until
+
+
+_NO_TABLE = RouteTable(None, None, -math.inf, lambda: "", {})
+_table = _NO_TABLE
+
+
+def read_alias(model: Any = None, **hints: Any) -> str:
+    """``db_for_read`` itself (the router's method is this function: one call less per read).
+
+    The common case (the default tolerance, no routing block, no pin, no transaction on the
+    primary, a route table for the current snapshot that has not expired) takes the table's
+    pick; anything else asks :func:`choose_read`. Every test here is a read of memory.
+    """
+    table = _table
+    if table.snapshot is cache.latest and blocks_var.get() is NO_BLOCKS and _monotonic() < table.valid_until:
+        state = state_var.get()
+        if state is None or not (state.pinned or state.token_lsn is not None):
+            wrapper = getattr(_thread, "primary", None)  # _in_atomic_block(), inlined
+            if wrapper is not None and wrapper.alias == table.primary and not wrapper.in_atomic_block:
+                alias = table.pick()
+                table.ticks[alias]()
+                if table.record_reads:
+                    current_state().reads.add(alias)
+                return alias
+    return choose_read()[0]
 
 
 def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
@@ -51,19 +101,16 @@ def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
     elif state.pinned:
         reason = PINNED
     else:
-        tolerance = staleness_override()
-        if tolerance is None:
-            tolerance = config.max_staleness_seconds
+        override = staleness_override()
+        tolerance = config.max_staleness_seconds if override is None else override
         snapshot = cache.snapshot()
         now = time.monotonic()
-        # A snapshot older than this means the prober is stuck: trust it no more.
-        max_age = 3 * config.check_interval_seconds + 2 * config.probe_timeout_seconds
         candidates = [
             health
             for alias in config.replicas
             if alias not in exclude
             and (health := snapshot.get(alias)) is not None
-            and health.usable(tolerance, config.max_lag_bytes, now, max_age)
+            and health.usable(tolerance, config.max_lag_bytes, now, _max_age(config))
         ]
         reason = NO_USABLE
         lsn = required_lsn()
@@ -72,13 +119,61 @@ def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
             candidates = [h for h in candidates if h.replay_lsn is not None and h.replay_lsn >= lsn]
             reason = CAUSAL
         if candidates:
-            alias = load_strategy(config.strategy).pick(candidates)
-            count_read(alias, REPLICA)
+            if not exclude and override is None and lsn is None:
+                # The common case: the turns go on in the route table, made anew if need be.
+                table = _table if _table.serves(config, snapshot, now) else _publish(config, snapshot, candidates, now)
+                alias = table.pick()
+                table.ticks[alias]()
+            else:
+                alias = load_strategy(config.strategy).pick(candidates)
+                count_read(alias, REPLICA)
             state.reads.add(alias)
             return alias, REPLICA
     count_read(primary, reason)
     state.reads.add(primary)
     return primary, reason
+
+
+def _max_age(config: Config) -> float:
+    """A snapshot older than this means the prober is stuck: trust it no more."""
+    return 3 * config.check_interval_seconds + 2 * config.probe_timeout_seconds
+
+
+def route_table(
+    config: Config, snapshot: Mapping[str, ReplicaHealth], candidates: Sequence[ReplicaHealth], now: float
+) -> RouteTable:
+    """The table for ``candidates``, the replicas of ``snapshot`` usable at ``now`` (monotonic)
+    under the default tolerance."""
+    valid_until = now + _max_age(config)  # bounds the table's life if the prober died
+    for health in candidates:
+        if health.measured_at is None:
+            continue
+        valid_until = min(valid_until, health.measured_at + _max_age(config))
+        if health.lag_seconds and health.window_lag_seconds is not None:
+            # usable() adds the snapshot's age to a lag that was not zero.
+            valid_until = min(
+                valid_until, health.measured_at + config.max_staleness_seconds - health.window_lag_seconds
+            )
+    strategy = load_strategy(config.strategy)
+    picker = getattr(strategy, "picker", None)
+    pick = picker(candidates) if picker is not None else functools.partial(strategy.pick, tuple(candidates))
+    ticks = {h.alias: read_tick(h.alias, REPLICA) for h in candidates}
+    return RouteTable(config, snapshot, valid_until, pick, ticks, config.primary, config.served_by_header)
+
+
+def _publish(
+    config: Config, snapshot: Mapping[str, ReplicaHealth], candidates: Sequence[ReplicaHealth], now: float
+) -> RouteTable:
+    global _table
+    _table = route_table(config, snapshot, candidates, now)
+    return _table
+
+
+@receiver(setting_changed)
+def _drop_table(*, setting: str, **kwargs: Any) -> None:
+    global _table
+    if setting in ("DBROUTING", "DATABASES", "DEBUG"):
+        _table = _NO_TABLE
 
 
 def note_write() -> str:
