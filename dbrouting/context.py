@@ -38,7 +38,6 @@ class Blocks:
     case, no block at all, is then one ``get()`` and an identity test against ``NO_BLOCKS``)."""
 
     forced: int = 0  # use_primary() depth
-    migrating: bool = False
     staleness: float | None = None  # the innermost max_staleness()
     read_after: int | None = None  # the highest read_after_lsn()
 
@@ -62,9 +61,13 @@ def current_state() -> RoutingState:
     return state
 
 
+# Migrations run (between pre_migrate and post_migrate): every read of the process goes to the
+# primary, whose schema is the new one. Not a block: no context resets it but post_migrate.
+migrating = False
+
+
 def is_forced() -> bool:
-    blocks = blocks_var.get()
-    return blocks.forced > 0 or blocks.migrating
+    return migrating or blocks_var.get().forced > 0
 
 
 def staleness_override() -> float | None:
@@ -82,7 +85,8 @@ def required_lsn() -> int | None:
 
 
 def set_migrating(value: bool) -> None:
-    _set_blocks(migrating=value)
+    global migrating
+    migrating = value
 
 
 class _RoutingBlock:

@@ -266,6 +266,9 @@ class HealthCache:
         finally:
             if self._thread is threading.current_thread():
                 self._thread = None
+                # A new snapshot object, same contents: routers holding a route table for the
+                # old one ask snapshot() again, which starts a new prober.
+                self.latest = dict(self.latest)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -11,7 +11,7 @@ from .routing import note_write, read_alias
 class PrimaryReplicaRouter:
     """Writes and migrations on the primary; reads on a usable replica, else the primary."""
 
-    db_for_read = staticmethod(read_alias)  # (model, **hints) -> alias
+    db_for_read = staticmethod(read_alias)  # (model, **hints) -> alias; also called unbound with self
 
     def db_for_write(self, model: type[Any], **hints: Any) -> str:
         return note_write()

@@ -14,6 +14,7 @@ from django.core.signals import setting_changed
 from django.db import connections
 from django.dispatch import receiver
 
+from . import context
 from .conf import Config, get_config
 from .context import NO_BLOCKS, blocks_var, current_state, is_forced, required_lsn, staleness_override, state_var
 from .health import ReplicaHealth, cache
@@ -64,25 +65,34 @@ class RouteTable:
 
 _NO_TABLE = RouteTable(None, None, -math.inf, lambda: "", {})
 _table = _NO_TABLE
+_table_lock = threading.Lock()  # publishing against dropping on a settings change
 
 
-def read_alias(model: Any = None, **hints: Any) -> str:
+def read_alias(*args: Any, **hints: Any) -> str:
     """``db_for_read`` itself (the router's method is this function: one call less per read).
 
-    The common case (the default tolerance, no routing block, no pin, no transaction on the
-    primary, a route table for the current snapshot that has not expired) takes the table's
-    pick; anything else asks :func:`choose_read`. Every test here is a read of memory.
+    The common case (the default tolerance, no routing block, a routing state that is neither
+    pinned nor holding a causal token, no transaction on the primary, a route table for the
+    current snapshot that has not expired) takes the table's pick; anything else asks
+    :func:`choose_read`. Every test here is a read of memory.
     """
     table = _table
-    if table.snapshot is cache.latest and blocks_var.get() is NO_BLOCKS and _monotonic() < table.valid_until:
+    if (
+        table.snapshot is cache.latest
+        and blocks_var.get() is NO_BLOCKS
+        and not context.migrating
+        and _monotonic() < table.valid_until
+    ):
+        # No state yet: choose_read() makes it, in this context, before any copy of the context
+        # (a task, a sync_to_async thread) can write and pin it.
         state = state_var.get()
-        if state is None or not (state.pinned or state.token_lsn is not None):
+        if state is not None and not (state.pinned or state.token_lsn is not None):
             wrapper = getattr(_thread, "primary", None)  # _in_atomic_block(), inlined
             if wrapper is not None and wrapper.alias == table.primary and not wrapper.in_atomic_block:
                 alias = table.pick()
                 table.ticks[alias]()
                 if table.record_reads:
-                    current_state().reads.add(alias)
+                    state.reads.add(alias)
                 return alias
     return choose_read()[0]
 
@@ -121,7 +131,9 @@ def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
         if candidates:
             if not exclude and override is None and lsn is None:
                 # The common case: the turns go on in the route table, made anew if need be.
-                table = _table if _table.serves(config, snapshot, now) else _publish(config, snapshot, candidates, now)
+                table = _table
+                if not table.serves(config, snapshot, now):
+                    table = _publish(config, snapshot, candidates, now)
                 alias = table.pick()
                 table.ticks[alias]()
             else:
@@ -164,16 +176,21 @@ def route_table(
 def _publish(
     config: Config, snapshot: Mapping[str, ReplicaHealth], candidates: Sequence[ReplicaHealth], now: float
 ) -> RouteTable:
+    """Make the table for this snapshot the one in use, unless the settings changed meanwhile."""
     global _table
-    _table = route_table(config, snapshot, candidates, now)
-    return _table
+    table = route_table(config, snapshot, candidates, now)
+    with _table_lock:
+        if config is get_config():
+            _table = table
+    return table
 
 
 @receiver(setting_changed)
 def _drop_table(*, setting: str, **kwargs: Any) -> None:
     global _table
     if setting in ("DBROUTING", "DATABASES", "DEBUG"):
-        _table = _NO_TABLE
+        with _table_lock:
+            _table = _NO_TABLE
 
 
 def note_write() -> str:
