@@ -64,7 +64,7 @@ class NearbyForm(forms.Form):
         value = self.cleaned_data.get("radius_m")
         if value is None:
             return DEFAULT_RADIUS_M
-        # Below a metre means nothing here, and a subnormal radius underflows in earth_box.
+        # Below a metre means nothing for places on Earth.
         if value < MIN_RADIUS_M:
             raise forms.ValidationError(f"Ensure this value is at least {MIN_RADIUS_M:g}.", code="min_value")
         return float(value)

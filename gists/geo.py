@@ -1,10 +1,16 @@
 """Great-circle search with PostgreSQL's ``cube`` and ``earthdistance`` extensions.
 
 A row's position is ``ll_to_earth(latitude, longitude)``, a point on a sphere of radius
-``earth()`` metres, indexed with GiST (see the Gist model). A nearby search keeps the rows
-inside ``earth_box(center, radius)`` (an index condition), drops the box's corners with
-``earth_distance <= radius`` and orders by ``<->`` (the chord distance, which orders points as
-the great-circle distance does) so the same GiST index scan returns them nearest first.
+``earth()`` metres, indexed with GiST (see the Gist model). A nearby search asks the index for
+the ``limit`` nearest rows, ordered by ``<->`` (the chord distance, which orders points as the
+great-circle distance does): a KNN index scan that reads about ``limit`` rows whatever the
+radius. Of those, it keeps the ones within ``radius_m`` (``earth_distance``), nearest first.
+They are the nearest rows within the radius: any row within it is nearer than any row outside.
+
+Filtering by ``earth_box`` in the same query as the ordering looks cheaper but is not: the
+planner estimates a box holds a fixed share of the table, and for a limit near or above that
+estimate it picks a bitmap scan of the whole box and a sort (1.3 s for a 20,000 km radius and a
+limit of 60 on 100,000 rows, against 3 ms here).
 https://www.postgresql.org/docs/15/earthdistance.html
 """
 
@@ -13,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
-from django.db.models import F, FloatField, Func, Lookup, QuerySet, Value
+from django.db.models import F, FloatField, Func, QuerySet, Value
 
 # earthdistance's earth() radius, in metres: distances here are on this sphere.
 EARTH_RADIUS_M = 6378168.0
@@ -31,11 +37,6 @@ class LlToEarth(Func):
     output_field = EarthField()
 
 
-class EarthBox(Func):
-    function = "earth_box"
-    output_field = EarthField()
-
-
 class EarthDistance(Func):
     function = "earth_distance"
     output_field = FloatField()
@@ -49,16 +50,6 @@ class CubeDistance(Func):
     output_field = FloatField()
 
 
-@EarthField.register_lookup
-class ContainedIn(Lookup):
-    lookup_name = "contained_in"
-
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} <@ {rhs}", [*lhs_params, *rhs_params]
-
-
 def position() -> LlToEarth:
     """The expression the GiST index is built on; queries must use the very same one."""
     return LlToEarth(F("latitude"), F("longitude"))
@@ -67,10 +58,11 @@ def position() -> LlToEarth:
 def nearby(queryset: QuerySet[Any], lat: float, lng: float, radius_m: float, limit: int) -> QuerySet[Any]:
     """Rows within ``radius_m`` metres of (lat, lng), nearest first, with ``distance_m``."""
     center = LlToEarth(Value(float(lat)), Value(float(lng)))
+    nearest = queryset.alias(position=position()).order_by(CubeDistance(F("position"), center)).values("pk")[:limit]
     return (
-        queryset.alias(position=position())
-        .filter(position__contained_in=EarthBox(center, Value(float(radius_m))))
+        queryset.filter(pk__in=nearest)
+        .alias(position=position())
         .annotate(distance_m=EarthDistance(center, F("position")))
         .filter(distance_m__lte=float(radius_m))
-        .order_by(CubeDistance(F("position"), center))[:limit]
+        .order_by("distance_m", "pk")
     )

@@ -80,9 +80,14 @@ def test_nearby__uses_the_gist_index_on_100k_rows_without_a_sequential_scan() ->
             """
         )
         cur.execute("ANALYZE gists_gist")
-    plan = geo.nearby(Gist.objects.using("default").all(), 48.85, 2.35, 50_000, 20).explain()
-    assert "Seq Scan" not in plan, plan
-    assert "gist_position_gist_idx" in plan, plan
+    for radius, limit in ((50_000, 20), (20_000_000, 100)):  # a city; the whole Earth, the largest limit
+        plan = geo.nearby(Gist.objects.using("default").all(), 48.85, 2.35, radius, limit).explain()
+        assert "Seq Scan" not in plan, plan
+        # A KNN scan of the GiST index that stops after `limit` rows, never a scan of an area.
+        assert "Index Scan using gist_position_gist_idx" in plan, plan
+        assert "Order By: ((ll_to_earth(latitude, longitude))::cube <->" in plan, plan
+        assert "Bitmap" not in plan, plan
+    assert len(list(geo.nearby(Gist.objects.using("default").all(), 48.85, 2.35, 20_000_000, 100))) == 100
     # Page 1000 of the list starts from an index position, never an OFFSET.
     last = Gist.objects.using("default").order_by("-created_at", "-id")[20_000]
     qs = Gist.objects.using("default").all()
