@@ -59,6 +59,8 @@ pytest: venv bench-deps cluster-up  ## bench-deps: tests/test_bench_smoke.py run
 terraform-test:  ## fmt, validate, terraform test, checkov, apply/destroy against moto (terraform/README.md)
 	bash terraform/tests/run.sh
 
-chaos: venv cluster-up  ## faults under load at full size, and the fuzzing; prints the figures
+chaos: venv cluster-up  ## faults under load at full size, and the fuzzing; the totals are the last lines
+	@rm -f .pgdata/chaos-totals.txt
 	CHAOS_SECONDS=$${CHAOS_SECONDS:-20} CHAOS_CLIENTS=$${CHAOS_CLIENTS:-8} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-3000} \
-		$(VENV)/bin/pytest -m "chaos or fuzz" -p no:randomly -q
+		CHAOS_TOTALS_FILE=.pgdata/chaos-totals.txt $(VENV)/bin/pytest -m "chaos or fuzz" -p no:randomly -q; \
+		status=$$?; cat .pgdata/chaos-totals.txt 2>/dev/null; exit $$status

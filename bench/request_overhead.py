@@ -10,7 +10,7 @@ template), one request at a time, reading from the same single PostgreSQL node (
 - ``none``: no router, no ``dbrouting`` middleware or app, ``default`` on replica1 itself;
 - ``dbrouting_idle_prober``: as ``dbrouting``, but ``CHECK_INTERVAL_SECONDS`` = 3600: after its
   first round the health prober sleeps. It tells the cost of routing from the cost of probing
-  (a thread of the process that opens a new connection to each node every 0.5 s).
+  (a thread of the process that queries each node every 0.5 s, on a connection it keeps).
 
 Rounds alternate the sides (A B C, C B A, ...); each runs ``--requests`` requests of a view. The
 figures are medians over rounds of the per-round ratio of requests per second (ours / none).

@@ -1,7 +1,9 @@
 """Lag-aware read-replica routing for Django and PostgreSQL.
 
 Public API: ``use_primary``, ``max_staleness``, ``routing_scope`` (context managers and
-decorators, sync and async) and ``replica_health()`` (the health cache's snapshot).
+decorators, sync and async), ``replica_health()`` (the health cache's snapshot), and
+``causal_token()`` / ``read_after(token)`` (read-your-writes outside requests: a task's reads
+see the writes made before the token was taken).
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .context import max_staleness, routing_scope, use_primary
+from .context import max_staleness, read_after_lsn, routing_scope, use_primary
 
 if TYPE_CHECKING:
     from .health import ReplicaHealth
 
-__all__ = ["max_staleness", "replica_health", "routing_scope", "use_primary"]
+__all__ = ["causal_token", "max_staleness", "read_after", "replica_health", "routing_scope", "use_primary"]
 
 
 def replica_health() -> Mapping[str, ReplicaHealth]:
@@ -22,3 +24,18 @@ def replica_health() -> Mapping[str, ReplicaHealth]:
     from .health import replica_health as snapshot
 
     return snapshot()
+
+
+def causal_token() -> str:
+    """A token for reads that must see every write committed so far (pass it to a task)."""
+    from .causal import causal_token as take
+
+    return take()
+
+
+def read_after(token: str | None) -> read_after_lsn:
+    """Context manager and decorator: reads in the block see the writes ``token`` covers
+    (``None``: no constraint; a malformed token raises ``ValueError``)."""
+    from .causal import read_after as block
+
+    return block(token)

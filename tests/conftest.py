@@ -7,8 +7,10 @@ replay position reaches the primary's (``wait_for_replicas``), never on a fixed 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -132,7 +134,9 @@ def replay_control(cluster: Cluster) -> Iterator[Cluster]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The chaos and fuzzing figures, one name=value per line, totals last."""
+    """The chaos and fuzzing figures, one name=value per line, totals last. With
+    ``CHAOS_TOTALS_FILE`` set, the totals also go to that file (``make chaos`` prints it after
+    pytest's own summary, so that they are the last lines)."""
     from .chaos_harness import FIGURES
 
     if not FIGURES:
@@ -143,13 +147,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         if name.startswith("fuzz"):
             continue
         write(f"{name}: " + " ".join(f"{k}={v}" for k, v in figures.items()))
+    totals = []
     replica = [f for n, f in FIGURES.items() if n.startswith(("replica_", "combined"))]
     if replica:
-        write(f"chaos_requests={sum(f['requests'] for f in replica)}")
-        write(f"chaos_read_errors={sum(f['read_errors'] for f in replica)}")
-        write(f"chaos_lost_writes={sum(f['lost_writes'] for f in replica)}")
-        write(f"chaos_ryw_violations={sum(f['ryw_violations'] for f in replica)}")
-        write(f"chaos_p99_ms={max(f['p99_ms'] for f in replica)}")
+        totals.append(f"chaos_requests={sum(f['requests'] for f in replica)}")
+        totals.append(f"chaos_read_errors={sum(f['read_errors'] for f in replica)}")
+        totals.append(f"chaos_lost_writes={sum(f['lost_writes'] for f in replica)}")
+        totals.append(f"chaos_ryw_violations={sum(f['ryw_violations'] for f in replica)}")
+        totals.append(f"chaos_p99_ms={max(f['p99_ms'] for f in replica)}")
     if "fuzz" in FIGURES:
-        write(f"fuzz_cases={FIGURES['fuzz']['cases']}")
-        write(f"fuzz_5xx={FIGURES['fuzz']['5xx']}")
+        totals.append(f"fuzz_cases={FIGURES['fuzz']['cases']}")
+        totals.append(f"fuzz_5xx={FIGURES['fuzz']['5xx']}")
+    for line in totals:
+        write(line)
+    if os.environ.get("CHAOS_TOTALS_FILE"):
+        Path(os.environ["CHAOS_TOTALS_FILE"]).write_text("".join(f"{line}\n" for line in totals))

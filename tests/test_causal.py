@@ -14,8 +14,8 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from pgcluster import Cluster
 
-from dbrouting import causal, replica_health, routing_scope
-from dbrouting.causal import CausalToken, causal_token, read_after
+from dbrouting import causal, causal_token, read_after, replica_health, routing_scope
+from dbrouting.causal import CausalToken
 from dbrouting.health import cache
 from gists.models import Gist
 

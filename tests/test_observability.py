@@ -3,6 +3,7 @@ through the router, and metrics summed over gunicorn workers."""
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -59,6 +60,19 @@ def test_gauges_and_probe_metrics__move_with_the_health_cache() -> None:
     assert sample("dbrouting_replica_usable", alias="replica1") == 1.0
     assert REGISTRY.get_sample_value("dbrouting_replica_lag_bytes", {"alias": "replica2"}) is not None
     assert sample("dbrouting_replica_lag_seconds", alias="replica2") == 0.0
+
+
+def test_lag_gauges__of_a_replica_that_cannot_be_measured_are_nan_not_its_last_value() -> None:
+    from dbrouting.health import DOWN, ReplicaHealth
+    from dbrouting.metrics import observe_round
+
+    caught_up = ReplicaHealth("gauge-test", lag_seconds=0.0, lag_bytes=0)
+    observe_round({"gauge-test": caught_up}, {}, 5.0, None)
+    assert sample("dbrouting_replica_lag_seconds", alias="gauge-test") == 0.0
+    observe_round({"gauge-test": ReplicaHealth("gauge-test", state=DOWN, reason="refused")}, {}, 5.0, None)
+    for name in ("dbrouting_replica_lag_seconds", "dbrouting_replica_lag_bytes"):
+        assert math.isnan(REGISTRY.get_sample_value(name, {"alias": "gauge-test"}) or 0.0), name
+    assert sample("dbrouting_replica_usable", alias="gauge-test") == 0.0
 
 
 def test_fallbacks_total__counts_a_failover(cluster: Cluster) -> None:
