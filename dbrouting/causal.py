@@ -27,6 +27,7 @@ from django.utils.module_loading import import_string
 
 from .conf import get_config
 from .context import read_after_lsn, use_primary
+from .exceptions import InvalidToken
 from .health import cache
 from .probe import format_lsn, parse_lsn
 
@@ -38,10 +39,6 @@ _TOKEN = re.compile(r"^([0-9A-F]{1,8})/([0-9A-F]{1,8})@([0-9]{1,16})$")
 # Clocks of app servers and probes may differ this much without a token looking foreign.
 CLOCK_SLACK_S = 5.0
 _warned: set[str] = set()
-
-
-class InvalidToken(ValueError):
-    pass
 
 
 @dataclass(frozen=True)

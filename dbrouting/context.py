@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from .exceptions import RoutingBlockError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -110,7 +112,7 @@ class _RoutingBlock:
         stack = _undo.get()
         block, token = stack[-1]
         if block is not self:
-            raise RuntimeError("routing blocks must be exited in the reverse order of entry")
+            raise RoutingBlockError("routing blocks must be exited in the reverse order of entry")
         _undo.set(stack[:-1])
         self._reset(token)
 

@@ -12,6 +12,7 @@ from django.db import DatabaseError
 from . import causal
 from .conf import get_config
 from .context import current_state, routing_scope
+from .exceptions import InvalidToken
 
 logger = logging.getLogger("dbrouting")
 
@@ -64,7 +65,7 @@ class RoutingMiddleware:
             return False
         try:
             token = causal.CausalToken.decode(raw)
-        except causal.InvalidToken as exc:
+        except InvalidToken as exc:
             if raw:  # "" is a bad signature, already logged by the store
                 causal.warn_once("malformed", f"causal token ignored: {exc}")
             return True

@@ -22,6 +22,7 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from dbrouting import metrics, sockets
 from dbrouting.conf import get_config
+from dbrouting.exceptions import ReplicaMarkedDown
 from dbrouting.health import DOWN, cache
 from dbrouting.probe import describe
 from dbrouting.routing import choose_read
@@ -60,7 +61,7 @@ class FailoverMixin:
     def connect(self) -> None:
         # Found down (say, hung) while this request waited on it: do not spend a connect timeout.
         if self._is_replica() and not self.in_atomic_block and self._known_down():
-            raise OperationalError(f"{self.alias} is marked down by the health cache")
+            raise ReplicaMarkedDown(f"{self.alias} is marked down by the health cache")
         super().connect()  # type: ignore[misc]
 
     def _close(self) -> None:
