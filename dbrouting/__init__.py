@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .context import max_staleness, read_after_lsn, routing_scope, use_primary
 
 if TYPE_CHECKING:
-    from .health import ReplicaHealth
+    from .assessment import ReplicaHealth
 
 __all__ = ["causal_token", "max_staleness", "read_after", "replica_health", "routing_scope", "use_primary"]
 

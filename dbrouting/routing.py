@@ -15,9 +15,10 @@ from django.db import connections
 from django.dispatch import receiver
 
 from . import context
+from .assessment import ReplicaHealth
 from .conf import Config, get_config
 from .context import NO_BLOCKS, blocks_var, current_state, is_forced, required_lsn, staleness_override, state_var
-from .health import ReplicaHealth, cache
+from .health import cache
 from .metrics import count_read, read_tick
 from .strategies import load_strategy
 

@@ -17,8 +17,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from . import probe
+from .assessment import OK, ReplicaHealth, Track, assess
 from .conf import get_config
-from .health import OK, ReplicaHealth, _Track, assess, cache
+from .health import cache
 
 SCHEMA_VERSION = 1
 EXIT_OK, EXIT_DEGRADED, EXIT_BROKEN = 0, 1, 2
@@ -101,7 +102,7 @@ def measure(wait_for_cache: bool = True) -> StatusReport:
                 if future.done()
                 else probe.ReplicaProbe(alias, ok=False, duration=timeout, error="probe timed out")
             )
-            health = assess(ReplicaHealth(alias), _Track(), result, primary, config)
+            health = assess(ReplicaHealth(alias), Track(), result, primary, config)
             report.nodes.append(_replica_status(alias, result, health, cached.get(alias), config))
     for node in report.nodes[1:]:
         if node.state != OK:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from django.utils.module_loading import import_string
 
-from .health import ReplicaHealth
+from .assessment import ReplicaHealth
 
 
 class Strategy(Protocol):

@@ -126,10 +126,12 @@ def usable(alias: str) -> bool:
 @pytest.fixture
 def replay_control(cluster: Cluster) -> Iterator[Cluster]:
     """Resume replay on every replica after the test, whatever happened."""
+    from .routing_helpers import resume_replay
+
     yield cluster
     for alias in ("replica1", "replica2"):
         if cluster.is_running(cluster.node(alias)):
-            cluster.psql(cluster.node(alias), "SELECT pg_wal_replay_resume()")
+            resume_replay(cluster, alias)
     wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas usable again")
 
 

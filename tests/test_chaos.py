@@ -19,6 +19,7 @@ from pgcluster import Cluster
 from .chaos_harness import BlackholeProxy, Outcome, database_url, gunicorn, record, run_load
 from .conftest import node_query, usable, wait_for_replicas, wait_until
 from .factories import make_many
+from .routing_helpers import resume_replay
 
 pytestmark = [pytest.mark.chaos, pytest.mark.cluster, pytest.mark.usefixtures("warm_health")]
 
@@ -68,7 +69,7 @@ def settle(cluster: Cluster, proxy: BlackholeProxy) -> None:
             cluster.signal(alias, signal.SIGCONT)
         else:
             cluster.start(alias)
-        cluster.psql(node, "SELECT pg_wal_replay_resume()")
+        resume_replay(cluster, alias)
     if not cluster.is_running(cluster.primary):
         cluster.start("primary")
     wait_for_replicas()

@@ -63,7 +63,7 @@ def test_gauges_and_probe_metrics__move_with_the_health_cache() -> None:
 
 
 def test_lag_gauges__of_a_replica_that_cannot_be_measured_are_nan_not_its_last_value() -> None:
-    from dbrouting.health import DOWN, ReplicaHealth
+    from dbrouting.assessment import DOWN, ReplicaHealth
     from dbrouting.metrics import observe_round
 
     caught_up = ReplicaHealth("gauge-test", lag_seconds=0.0, lag_bytes=0)

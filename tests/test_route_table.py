@@ -15,15 +15,16 @@ from django.db.utils import ConnectionRouter
 from django.test import override_settings
 
 from dbrouting import max_staleness, routing, routing_scope, use_primary
+from dbrouting.assessment import ReplicaHealth
 from dbrouting.context import current_state, is_forced, read_after_lsn, set_migrating
-from dbrouting.health import ReplicaHealth, cache
+from dbrouting.health import cache
 from dbrouting.router import PrimaryReplicaRouter
 from dbrouting.strategies import LeastLag, Random, RoundRobin
 from gists.models import Gist
 
 from .conftest import usable, wait_until
 from .routing_helpers import served_by
-from .test_health import CONFIG, primary, replica, run
+from .test_assessment import CONFIG, primary, replica, run
 
 
 def healths(*lags: float) -> list[ReplicaHealth]:

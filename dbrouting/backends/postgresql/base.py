@@ -21,9 +21,10 @@ from django.db.backends.postgresql import base as postgresql
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 from dbrouting import metrics, sockets
+from dbrouting.assessment import DOWN
 from dbrouting.conf import get_config
 from dbrouting.exceptions import ReplicaMarkedDown
-from dbrouting.health import DOWN, cache
+from dbrouting.health import cache
 from dbrouting.probe import describe
 from dbrouting.routing import choose_read
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from dbrouting.assessment import ReplicaHealth, Track, assess
 from dbrouting.conf import Config
-from dbrouting.health import ReplicaHealth, _Track, assess
 from dbrouting.probe import PrimaryProbe, ReplicaProbe, parse_lsn
 
 CONFIG = Config(
@@ -32,7 +32,7 @@ def replica(replay: int = 1000, receive: int | None = None, age: float | None = 
 
 
 def run(probes: list[tuple[ReplicaProbe, PrimaryProbe]], config: Config = CONFIG) -> list[ReplicaHealth]:
-    track, health, out = _Track(), ReplicaHealth("r"), []
+    track, health, out = Track(), ReplicaHealth("r"), []
     for result, prim in probes:
         health = assess(health, track, result, prim, config)
         out.append(health)
