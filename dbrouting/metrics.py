@@ -91,10 +91,11 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 def observe_round(healths: Mapping[str, Any], probes: Mapping[str, Any], max_staleness: float, max_bytes: Any) -> None:
     """Called by the health cache after each probe round."""
     for alias, health in healths.items():
-        # Unknown (the replica is down, or not probed yet) is NaN, never the last value seen: a
-        # dead replica must not look caught up. +Inf seconds: behind, with no bound known yet.
-        replica_lag_seconds.labels(alias).set(math.nan if health.lag_seconds is None else health.lag_seconds)
-        replica_lag_bytes.labels(alias).set(math.nan if health.lag_bytes is None else health.lag_bytes)
+        # Unknown (the replica is down, or not probed yet) is +Inf, never the last value seen: a
+        # dead replica must not look caught up, and its staleness has no bound. Not NaN: under
+        # gunicorn, livemax merges the workers' values with ">", which NaN never satisfies.
+        replica_lag_seconds.labels(alias).set(math.inf if health.lag_seconds is None else health.lag_seconds)
+        replica_lag_bytes.labels(alias).set(math.inf if health.lag_bytes is None else health.lag_bytes)
         replica_usable.labels(alias).set(1 if health.usable(max_staleness, max_bytes) else 0)
     for alias, result in probes.items():
         probe_duration_seconds.labels(alias).observe(result.duration)

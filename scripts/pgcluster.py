@@ -285,7 +285,9 @@ class Cluster:
             if low <= node.port <= high:
                 hint = (
                     f"it lies in the kernel's ephemeral range {low}-{high}, where client connections "
-                    f"take their local ports: set PGCLUSTER_PORT_BASE below {low}"
+                    f"take their local ports: choose a port base (PGCLUSTER_PORT_BASE; "
+                    f"PGCLUSTER_TEST_PORT_BASE for the tests, --port-base for bench/) that keeps "
+                    f"all {len(self.nodes)} ports below {low}"
                 )
             raise ClusterError(f"{name} cannot start: 127.0.0.1:{node.port} is in use by another process ({hint})")
         proc = self._run(

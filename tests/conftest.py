@@ -163,4 +163,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for line in totals:
         write(line)
     if os.environ.get("CHAOS_TOTALS_FILE"):
-        Path(os.environ["CHAOS_TOTALS_FILE"]).write_text("".join(f"{line}\n" for line in totals))
+        path = Path(os.environ["CHAOS_TOTALS_FILE"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{line}\n" for line in totals))

@@ -145,7 +145,7 @@ def test_tool__a_held_port_is_a_clear_error_naming_the_way_out(
                 scratch.start("replica1")
         message = str(caught.value)
         assert f"127.0.0.1:{scratch.replicas[0].port} is in use" in message
-        assert f"set PGCLUSTER_PORT_BASE below {scratch.port_base - 100}" in message
+        assert f"keeps all 2 ports below {scratch.port_base - 100}" in message
     finally:
         scratch.start("replica1")
     wait_until(lambda: streaming(scratch) == ["replica1"])

@@ -62,7 +62,7 @@ def test_gauges_and_probe_metrics__move_with_the_health_cache() -> None:
     assert sample("dbrouting_replica_lag_seconds", alias="replica2") == 0.0
 
 
-def test_lag_gauges__of_a_replica_that_cannot_be_measured_are_nan_not_its_last_value() -> None:
+def test_lag_gauges__of_a_replica_that_cannot_be_measured_are_infinite_not_its_last_value() -> None:
     from dbrouting.assessment import DOWN, ReplicaHealth
     from dbrouting.metrics import observe_round
 
@@ -71,7 +71,7 @@ def test_lag_gauges__of_a_replica_that_cannot_be_measured_are_nan_not_its_last_v
     assert sample("dbrouting_replica_lag_seconds", alias="gauge-test") == 0.0
     observe_round({"gauge-test": ReplicaHealth("gauge-test", state=DOWN, reason="refused")}, {}, 5.0, None)
     for name in ("dbrouting_replica_lag_seconds", "dbrouting_replica_lag_bytes"):
-        assert math.isnan(REGISTRY.get_sample_value(name, {"alias": "gauge-test"}) or 0.0), name
+        assert REGISTRY.get_sample_value(name, {"alias": "gauge-test"}) == math.inf, name
     assert sample("dbrouting_replica_usable", alias="gauge-test") == 0.0
 
 
