@@ -7,6 +7,7 @@ track: the health cache (``health.py``) calls it once per replica per round.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -52,18 +53,22 @@ class ReplicaHealth:
         fallen further behind since; a snapshot older than ``max_age`` (the prober stalled) is
         not trusted at all.
         """
-        if not self.available or self.window_lag_seconds is None:
+        if not self.available or self.window_lag_seconds is None or self.window_lag_seconds > max_staleness:
             return False
-        lag = self.window_lag_seconds
-        if now is not None and self.measured_at is not None:
-            age = max(0.0, now - self.measured_at)
-            if max_age is not None and age > max_age:
-                return False
-            if self.lag_seconds:
-                lag += age
-        if lag > max_staleness:
+        if now is not None and now > self.usable_until(max_staleness, max_age):
             return False
         return max_lag_bytes is None or (self.window_lag_bytes or 0) <= max_lag_bytes
+
+    def usable_until(self, max_staleness: float, max_age: float | None = None) -> float:
+        """The monotonic time after which the snapshot's age alone makes this replica unfit
+        (``inf``: never): a replica that was behind falls further behind as the snapshot ages,
+        and a snapshot older than ``max_age`` (the prober stalled) is not trusted at all."""
+        if self.measured_at is None:
+            return math.inf
+        until = math.inf if max_age is None else self.measured_at + max_age
+        if self.lag_seconds and self.window_lag_seconds is not None:
+            until = min(until, self.measured_at + max_staleness - self.window_lag_seconds)
+        return until
 
 
 @dataclass

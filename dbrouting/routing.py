@@ -116,12 +116,13 @@ def choose_read(exclude: Collection[str] = ()) -> tuple[str, str]:
         tolerance = config.max_staleness_seconds if override is None else override
         snapshot = cache.snapshot()
         now = time.monotonic()
+        max_age = _max_age(config)
         candidates = [
             health
             for alias in config.replicas
             if alias not in exclude
             and (health := snapshot.get(alias)) is not None
-            and health.usable(tolerance, config.max_lag_bytes, now, _max_age(config))
+            and health.usable(tolerance, config.max_lag_bytes, now, max_age)
         ]
         reason = NO_USABLE
         lsn = required_lsn()
@@ -157,16 +158,9 @@ def route_table(
 ) -> RouteTable:
     """The table for ``candidates``, the replicas of ``snapshot`` usable at ``now`` (monotonic)
     under the default tolerance."""
-    valid_until = now + _max_age(config)  # bounds the table's life if the prober died
-    for health in candidates:
-        if health.measured_at is None:
-            continue
-        valid_until = min(valid_until, health.measured_at + _max_age(config))
-        if health.lag_seconds and health.window_lag_seconds is not None:
-            # usable() adds the snapshot's age to a lag that was not zero.
-            valid_until = min(
-                valid_until, health.measured_at + config.max_staleness_seconds - health.window_lag_seconds
-            )
+    max_age = _max_age(config)
+    # now + max_age bounds the table's life if the prober died.
+    valid_until = min([now + max_age, *(h.usable_until(config.max_staleness_seconds, max_age) for h in candidates)])
     strategy = load_strategy(config.strategy)
     picker = getattr(strategy, "picker", None)
     pick = picker(candidates) if picker is not None else functools.partial(strategy.pick, tuple(candidates))
