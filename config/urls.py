@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from dbrouting.metrics import metrics_view
+from dbrouting.views import metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="gists:list", permanent=False)),

@@ -21,21 +21,21 @@ __all__ = ["causal_token", "max_staleness", "read_after", "replica_health", "rou
 
 def replica_health() -> Mapping[str, ReplicaHealth]:
     """Every configured replica's last known health, from memory (no I/O)."""
-    from .health import replica_health as snapshot
+    from .health import cache
 
-    return snapshot()
+    return cache.snapshot().replicas
 
 
 def causal_token() -> str:
     """A token for reads that must see every write committed so far (pass it to a task)."""
-    from .causal import causal_token as take
+    from .causal import capture
 
-    return take()
+    return capture().encode()
 
 
 def read_after(token: str | None) -> read_after_lsn:
     """Context manager and decorator: reads in the block see the writes ``token`` covers
-    (``None``: no constraint; a malformed token raises ``ValueError``)."""
-    from .causal import read_after as block
+    (``None``: no constraint; a malformed token raises ``InvalidToken``, a ``ValueError``)."""
+    from .causal import CausalToken
 
-    return block(token)
+    return read_after_lsn(None if token is None else CausalToken.decode(token).lsn)

@@ -1,19 +1,22 @@
-"""What a probe says of a replica: its state, its lag, whether it may serve reads.
+"""What a probe says of a replica: its state, its lag, and the one ``usable`` predicate.
 
 ``assess()`` turns one probe of a replica (and the primary's, taken just before) into the
-replica's new ``ReplicaHealth``; ``Track`` is what it remembers between probes. Pure but for the
-track: the health cache (``health.py``) calls it once per replica per round.
+replica's new ``ReplicaHealth``. It is pure: what it must remember between probes (when the
+replica was last caught up, its clock skew, the lag window of the hysteresis) rides on the
+previous health it is given. ``Snapshot`` is one probe round's result for every replica.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from . import probe
 from .conf import Config
+from .probe import PrimaryProbe, ReplicaProbe
+
+_monotonic = time.monotonic  # a global, not an attribute lookup, on the router's path
 
 OK, DOWN, LAGGING, PROMOTED, NOT_STREAMING, REJOINING, FOREIGN, UNKNOWN = (
     "ok", "down", "lagging", "promoted", "not_streaming", "rejoining", "foreign", "unknown",
@@ -43,162 +46,179 @@ class ReplicaHealth:
     measured_at: float | None = None  # time.monotonic() when that probe began
     probe_seconds: float | None = None
     good_streak: int = 0
+    # Memory for the next assessment (not part of what the replica "is").
+    caught_up_at: float | None = field(default=None, repr=False, compare=False)  # monotonic
+    skew: float = field(default=0.0, repr=False, compare=False)  # replica clock minus primary's
+    window: tuple[tuple[float, int], ...] = field(default=(), repr=False, compare=False)  # (s, bytes)
+    ever_left: bool = field(default=False, repr=False, compare=False)
+    marked_down_at: float = field(default=0.0, repr=False, compare=False)  # by a failing request
 
-    def usable(
-        self, max_staleness: float, max_lag_bytes: int | None, now: float | None = None, max_age: float | None = None
-    ) -> bool:
-        """Fit to serve reads at most ``max_staleness`` seconds stale.
-
-        With ``now`` (monotonic), a replica that was behind at its last probe is taken to have
-        fallen further behind since; a snapshot older than ``max_age`` (the prober stalled) is
-        not trusted at all.
-        """
-        if not self.available or self.window_lag_seconds is None or self.window_lag_seconds > max_staleness:
+    def usable(self, tolerance: float, max_lag_bytes: int | None, stall_limit: float, now: float) -> bool:
+        """THE predicate: fit to serve reads at most ``tolerance`` seconds stale at ``now``
+        (monotonic). A replica that was behind at its last probe is taken to have fallen further
+        behind since, and a snapshot older than ``stall_limit`` (the prober stalled) is not trusted."""
+        if not self.available or self.window_lag_seconds is None or self.window_lag_seconds > tolerance:
             return False
-        if now is not None and now > self.usable_until(max_staleness, max_age):
+        if max_lag_bytes is not None and (self.window_lag_bytes or 0) > max_lag_bytes:
             return False
-        return max_lag_bytes is None or (self.window_lag_bytes or 0) <= max_lag_bytes
+        return now <= self.usable_until(tolerance, stall_limit)
 
-    def usable_until(self, max_staleness: float, max_age: float | None = None) -> float:
-        """The monotonic time after which the snapshot's age alone makes this replica unfit
-        (``inf``: never): a replica that was behind falls further behind as the snapshot ages,
-        and a snapshot older than ``max_age`` (the prober stalled) is not trusted at all."""
+    def usable_until(self, tolerance: float, stall_limit: float) -> float:
+        """The monotonic time after which the snapshot's age alone makes this replica unfit."""
         if self.measured_at is None:
             return math.inf
-        until = math.inf if max_age is None else self.measured_at + max_age
+        until = self.measured_at + stall_limit
         if self.lag_seconds and self.window_lag_seconds is not None:
-            until = min(until, self.measured_at + max_staleness - self.window_lag_seconds)
+            until = min(until, self.measured_at + tolerance - self.window_lag_seconds)
         return until
 
 
-@dataclass
-class Track:
-    """Per-replica memory between probes (private to the probing thread)."""
+class Snapshot:
+    """Every replica's health after one probe round (or a request's ``mark_down``), and the
+    primary's probe. Replaced, never changed; the usable replicas under the default tolerance
+    are worked out once and kept here until the snapshot's age changes the answer."""
 
-    caught_up_at: float | None = None  # monotonic time of the primary position last replayed
-    last_replay: int | None = None
-    skew: float = 0.0  # replica clock minus primary clock, seconds
-    marked_down_at: float = 0.0  # monotonic time of the last mark_down by a failing request
-    lag_seconds: deque[float] = field(default_factory=deque)
-    lag_bytes: deque[int] = field(default_factory=deque)
-    ever_left: bool = False
+    def __init__(
+        self,
+        replicas: Mapping[str, ReplicaHealth] | None = None,
+        primary: PrimaryProbe | None = None,
+        primary_lsn: int | None = None,  # the primary's position at its last successful probe
+    ) -> None:
+        self.replicas: Mapping[str, ReplicaHealth] = replicas or {}
+        self.primary = primary
+        self.primary_lsn = primary_lsn
+        # The usable replicas under the default tolerance: for which settings they were worked
+        # out, until when (monotonic) they hold without a new probe, and which they are. One
+        # tuple, replaced whole: a reader in another thread never sees parts of two answers.
+        self.default_usable: tuple[Config | None, float, Mapping[str, ReplicaHealth]] = (None, -math.inf, {})
+
+    def usable(self, config: Config, tolerance: float | None = None) -> Mapping[str, ReplicaHealth]:
+        """The replicas (alias -> health, in ``REPLICAS`` order) fit to serve reads now under
+        ``tolerance`` (default: the configured one): what the router, the gauge, the status
+        command and the admin page all ask. Under the default tolerance the answer is recorded
+        here with until when it holds without a new probe (``default_usable``), for the router."""
+        now = _monotonic()
+        at = config.max_staleness_seconds if tolerance is None else tolerance
+        found = {
+            alias: health
+            for alias in config.replicas
+            if (health := self.replicas.get(alias)) is not None
+            and health.usable(at, config.max_lag_bytes, config.stall_limit, now)
+        }
+        if tolerance is None:
+            until = [now + config.stall_limit, *(h.usable_until(at, config.stall_limit) for h in found.values())]
+            self.default_usable = (config, min(until), found)
+        return found
 
 
-def _replay_age(result: probe.ReplicaProbe, primary: probe.PrimaryProbe, track: Track) -> float | None:
-    """Seconds since the last replayed commit, on the primary's clock (the replica's may differ)."""
-    if result.replay_age_seconds is None:
-        return None
-    if primary.ok and primary.clock is not None and result.clock is not None:
-        apart = (result.started + result.duration / 2) - (primary.started + primary.duration / 2)
-        track.skew = (result.clock - primary.clock) - apart
-    return max(0.0, result.replay_age_seconds - track.skew)
+def marked_down(previous: ReplicaHealth, reason: str) -> ReplicaHealth:
+    """The health of a replica a request just saw fail: down until a probe begun later says not."""
+    return ReplicaHealth(
+        previous.alias, state=DOWN, reason=reason, skew=previous.skew, ever_left=True, marked_down_at=time.monotonic()
+    )
 
 
 def assess(
-    previous: ReplicaHealth,
-    track: Track,
-    result: probe.ReplicaProbe,
-    primary: probe.PrimaryProbe,
-    config: Config,
-    last_primary_lsn: int | None = None,
+    previous: ReplicaHealth, result: ReplicaProbe, primary: PrimaryProbe, config: Config, primary_lsn: int | None
 ) -> ReplicaHealth:
-    """The new health of a replica from its probe and the primary's (pure but for ``track``).
+    """The new health of a replica from its probe and the primary's (pure).
 
-    ``last_primary_lsn`` is the primary's position at its last successful probe, the reference
-    when this round's primary probe failed: a failed probe does not mean nothing is committing.
+    ``primary_lsn`` is the primary's position at its last successful probe, the reference when
+    this round's primary probe failed: a failed probe does not mean nothing is committing.
     """
-    now = time.time()
-    foreign = (
-        result.ok
-        and primary.ok
-        and None not in (result.system_identifier, primary.system_identifier)
-        and result.system_identifier != primary.system_identifier
-    )
-    if not result.ok or not result.in_recovery or foreign:
-        track.lag_seconds.clear()
-        track.lag_bytes.clear()
-        track.ever_left = True
-        track.caught_up_at = track.last_replay = None
-        if not result.ok:
-            state, reason = DOWN, result.error
-        elif foreign:
-            state, reason = FOREIGN, "not a standby of this primary (another cluster's system identifier)"
-        else:
-            state, reason = PROMOTED, "not in recovery: promoted"
-        return replace(
-            ReplicaHealth(result.alias, state=state, reason=reason, in_recovery=result.in_recovery),
-            checked_at=now,
-            measured_at=result.started,
-            probe_seconds=result.duration,
-            replay_lsn=result.replay_lsn,
-        )
-    receiving = result.wal_receiver_status == "streaming"
-    replay = result.replay_lsn or 0
-    if track.last_replay is not None and replay < track.last_replay:
-        track.caught_up_at = None  # it went back (a restore, another server): forget what it had
-    track.last_replay = replay
-    fresh = primary.ok and primary.lsn is not None
-    reference = primary.lsn if fresh else last_primary_lsn
-    lag_bytes = None if reference is None else max(0, reference - replay)
-    caught_up = fresh and primary.lsn is not None and replay >= primary.lsn
-    # Lag in seconds: zero when it has replayed the primary's position (an idle primary never
-    # makes a replica stale); else the tighter of two upper bounds on staleness: time since the
-    # last replayed commit, and time since it was last seen at the primary's position.
-    if caught_up:
-        track.caught_up_at = primary.started
-        lag_seconds = 0.0
-    else:
-        bounds = [b for b in (_replay_age(result, primary, track),) if b is not None]
-        if track.caught_up_at is not None:
-            bounds.append(time.monotonic() - track.caught_up_at)
-        lag_seconds = min(bounds) if bounds else float("inf")
-    window = max(1, config.rejoin_after_checks)
-    track.lag_seconds.append(lag_seconds)
-    track.lag_bytes.append(lag_bytes or 0)
-    while len(track.lag_seconds) > window:
-        track.lag_seconds.popleft()
-        track.lag_bytes.popleft()
+    left = _not_a_standby(result, primary)
+    if left is not None:
+        state, reason = left
+        return ReplicaHealth(
+            result.alias, state=state, reason=reason, in_recovery=result.in_recovery, replay_lsn=result.replay_lsn,
+            skew=previous.skew, ever_left=True, marked_down_at=previous.marked_down_at, checked_at=time.time(),
+            measured_at=result.started, probe_seconds=result.duration,
+        )  # fmt: skip
+    health = _lag(previous, result, primary, config, primary_lsn)
+    return _availability(previous, health, result, config)
 
-    # A replica must be receiving WAL. A receiver that just stopped (a primary restart, a network
-    # blip) is given the benefit of its staleness bound: while the replica has replayed all it
-    # received and that bound, which keeps growing from when it was last seen at the primary's
-    # position, is within the tolerance, it still serves; past it, it is out as not streaming.
+
+def _not_a_standby(result: ReplicaProbe, primary: PrimaryProbe) -> tuple[str, str | None] | None:
+    """(state, reason) of a replica that cannot serve at all (down, promoted, foreign), else None."""
+    if not result.ok:
+        return DOWN, result.error
+    if not result.in_recovery:
+        return PROMOTED, "not in recovery: promoted"
+    ids = (result.system_identifier, primary.system_identifier)
+    if primary.ok and None not in ids and ids[0] != ids[1]:
+        return FOREIGN, "not a standby of this primary (another cluster's system identifier)"
+    return None
+
+
+def _lag(
+    previous: ReplicaHealth, result: ReplicaProbe, primary: PrimaryProbe, config: Config, primary_lsn: int | None
+) -> ReplicaHealth:
+    """Lag in bytes and seconds, and the lag window. Seconds: zero when the replica has replayed
+    the primary's position (an idle primary never makes a replica stale); else the tighter of two
+    upper bounds: time since the last replayed commit, and time since last seen caught up."""
+    replay = result.replay_lsn or 0
+    caught_up_at = previous.caught_up_at
+    if previous.replay_lsn is not None and replay < previous.replay_lsn:
+        caught_up_at = None  # it went back (a restore, another server): forget what it had
+    fresh = primary.ok and primary.lsn is not None
+    reference = primary.lsn if fresh else primary_lsn
+    lag_bytes = None if reference is None else max(0, reference - replay)
+    skew = previous.skew
+    if fresh and primary.lsn is not None and replay >= primary.lsn:
+        caught_up_at, lag_seconds = primary.started, 0.0
+    else:
+        bounds = []
+        if result.replay_age_seconds is not None:
+            if primary.ok and primary.clock is not None and result.clock is not None:
+                apart = (result.started + result.duration / 2) - (primary.started + primary.duration / 2)
+                skew = (result.clock - primary.clock) - apart
+            bounds.append(max(0.0, result.replay_age_seconds - skew))  # on the primary's clock
+        if caught_up_at is not None:
+            bounds.append(time.monotonic() - caught_up_at)
+        lag_seconds = min(bounds) if bounds else math.inf
+    window = (*previous.window, (lag_seconds, lag_bytes or 0))[-max(1, config.rejoin_after_checks) :]
+    return ReplicaHealth(
+        result.alias, in_recovery=True, receiving=result.wal_receiver_status == "streaming",
+        replay_lsn=result.replay_lsn, receive_lsn=result.receive_lsn, primary_lsn=primary.lsn if fresh else None,
+        lag_bytes=lag_bytes, lag_seconds=lag_seconds, window_lag_seconds=max(s for s, _ in window),
+        window_lag_bytes=max(b for _, b in window), checked_at=time.time(), measured_at=result.started,
+        probe_seconds=result.duration, caught_up_at=caught_up_at, skew=skew, window=window,
+        ever_left=previous.ever_left, marked_down_at=previous.marked_down_at,
+    )  # fmt: skip
+
+
+def _availability(
+    previous: ReplicaHealth, health: ReplicaHealth, result: ReplicaProbe, config: Config
+) -> ReplicaHealth:
+    """State and hysteresis. A replica must be receiving WAL; a receiver that just stopped (a
+    primary restart, a network blip) is given the benefit of its staleness bound while the
+    replica has replayed all it received and that bound is within the tolerance."""
+    replay = result.replay_lsn or 0
+    caught_up = health.primary_lsn is not None and replay >= health.primary_lsn
     replayed_all = result.receive_lsn is None or replay >= result.receive_lsn
-    linked = receiving or caught_up or (replayed_all and lag_seconds <= config.max_staleness_seconds)
+    lag = health.lag_seconds if health.lag_seconds is not None else math.inf
+    linked = bool(health.receiving) or caught_up or (replayed_all and lag <= config.max_staleness_seconds)
     streak = previous.good_streak + 1 if linked else 0
-    if not linked:
-        track.ever_left = True
-    available = linked and (not track.ever_left or streak >= window)
-    if available:
-        track.ever_left = False
-    worst_seconds, worst_bytes = max(track.lag_seconds), max(track.lag_bytes)
-    within = worst_seconds <= config.max_staleness_seconds and (
-        config.max_lag_bytes is None or worst_bytes <= config.max_lag_bytes
+    ever_left = health.ever_left or not linked
+    need = max(1, config.rejoin_after_checks)
+    available = linked and (not ever_left or streak >= need)
+    seconds, lag_bytes = health.window_lag_seconds or 0.0, health.window_lag_bytes or 0
+    within = seconds <= config.max_staleness_seconds and (
+        config.max_lag_bytes is None or lag_bytes <= config.max_lag_bytes
     )
     if not linked:
         state, reason = NOT_STREAMING, f"WAL receiver {result.wal_receiver_status or 'not running'}"
     elif not available:
-        state, reason = REJOINING, f"{streak}/{window} good probes"
+        state, reason = REJOINING, f"{streak}/{need} good probes"
     elif not within:
-        state, reason = LAGGING, f"lag {worst_seconds:.2f} s / {worst_bytes} bytes over the tolerance"
+        state, reason = LAGGING, f"lag {seconds:.2f} s / {lag_bytes} bytes over the tolerance"
     else:
         state, reason = OK, None
-    return ReplicaHealth(
-        alias=result.alias,
+    return replace(
+        health,
         state=state,
         reason=reason,
         available=available,
-        in_recovery=True,
-        receiving=receiving,
-        replay_lsn=result.replay_lsn,
-        receive_lsn=result.receive_lsn,
-        primary_lsn=primary.lsn if fresh else None,
-        lag_bytes=lag_bytes,
-        lag_seconds=lag_seconds,
-        window_lag_bytes=worst_bytes,
-        window_lag_seconds=worst_seconds,
-        checked_at=now,
-        measured_at=result.started,
-        probe_seconds=result.duration,
         good_streak=streak,
+        ever_left=ever_left and not available,
     )

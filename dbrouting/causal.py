@@ -7,13 +7,12 @@ it, has reached it; to the primary while none has. A token every replica has pas
 No request probes a replica for this: the health cache's replay positions are at most one check
 interval old, so a replica that keeps up serves the client again within one interval.
 
-Outside requests: ``causal_token()`` after a write, and ``read_after(token)`` around the reads
-of a task enqueued with it.
+Outside requests: ``dbrouting.causal_token()`` after a write, and ``dbrouting.read_after(token)``
+around the reads of a task enqueued with it.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import time
@@ -23,19 +22,18 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.core import signing
 from django.db import connections
-from django.utils.module_loading import import_string
 
+from . import lsn
 from .conf import get_config
-from .context import read_after_lsn, use_primary
+from .context import use_primary
 from .exceptions import InvalidToken
 from .health import cache
-from .probe import format_lsn, parse_lsn
 
 logger = logging.getLogger("dbrouting")
 
 SALT = "dbrouting.causal-token"
 SESSION_KEY = "_dbrouting_causal"
-_TOKEN = re.compile(r"^([0-9A-F]{1,8})/([0-9A-F]{1,8})@([0-9]{1,16})$")
+_TOKEN = re.compile(r"^([0-9A-F]{1,8}/[0-9A-F]{1,8})@([0-9]{1,16})$")
 # Clocks of app servers and probes may differ this much without a token looking foreign.
 CLOCK_SLACK_S = 5.0
 _warned: set[str] = set()
@@ -47,15 +45,15 @@ class CausalToken:
     minted_ms: int  # wall clock when captured: tells a token from another cluster
 
     def encode(self) -> str:
-        return f"{format_lsn(self.lsn)}@{self.minted_ms}"
+        return f"{lsn.format(self.lsn)}@{self.minted_ms}"
 
     @classmethod
     def decode(cls, text: str) -> CausalToken:
         match = _TOKEN.match(text or "")
         if not match:
             raise InvalidToken("malformed causal token")
-        high, low, minted = match.groups()
-        token = cls((int(high, 16) << 32) + int(low, 16), int(minted))
+        position, minted = match.groups()
+        token = cls(lsn.parse(position) or 0, int(minted))
         if token.minted_ms > (time.time() + 300) * 1000:
             raise InvalidToken("causal token from the future")
         return token
@@ -66,37 +64,23 @@ def capture() -> CausalToken:
     with connections[get_config().primary].cursor() as cursor:
         cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         (text,) = cursor.fetchone()
-    return CausalToken(parse_lsn(text) or 0, int(time.time() * 1000))
-
-
-def causal_token() -> str:
-    """A token for reads that must see every write committed so far (pass it to a task)."""
-    return capture().encode()
-
-
-def read_after(token: str | None) -> read_after_lsn:
-    """Context manager and decorator: reads in the block see the writes ``token`` covers.
-
-    ``None`` means no constraint. A malformed token raises ``ValueError`` (a programming error).
-    """
-    return read_after_lsn(None if token is None else CausalToken.decode(token).lsn)
+    return CausalToken(lsn.parse(text) or 0, int(time.time() * 1000))
 
 
 def is_foreign(token: CausalToken) -> bool:
     """Ahead of a primary position probed after the token was minted: not from this cluster."""
-    primary = cache.primary
+    primary = cache.latest.primary
     if primary is None or not primary.ok or primary.lsn is None or primary.lsn >= token.lsn:
         return False
     probed_wall = time.time() - (time.monotonic() - primary.started)
     return probed_wall * 1000 > token.minted_ms + CLOCK_SLACK_S * 1000
 
 
-def passed_by_all_replicas(lsn: int) -> bool:
-    config = get_config()
-    snapshot = cache.snapshot()
+def passed_by_all_replicas(position: int) -> bool:
+    replicas = cache.snapshot().replicas
     return all(
-        (health := snapshot.get(alias)) is not None and health.replay_lsn is not None and health.replay_lsn >= lsn
-        for alias in config.replicas
+        (health := replicas.get(alias)) is not None and lsn.has_replayed(health.replay_lsn, position)
+        for alias in get_config().replicas
     )
 
 
@@ -163,9 +147,3 @@ class SessionTokenStore:
     def clear(self, request: Any, response: Any) -> None:
         if getattr(request, "session", None) is not None:
             request.session.pop(SESSION_KEY, None)
-
-
-@functools.cache
-def load_store(path: str) -> TokenStore:
-    store: TokenStore = import_string(path)()
-    return store

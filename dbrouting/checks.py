@@ -1,22 +1,65 @@
-"""System checks for a misconfigured router (``manage.py check``)."""
+"""System checks for a misconfigured router (``manage.py check``), one registered function per id.
+
+Each check but the settings' own (E006/E007) says nothing while ``DBROUTING`` itself is invalid.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+
+from .conf import Config, get_config
+from .router import PrimaryReplicaRouter
 
 ROUTER = "dbrouting.router.PrimaryReplicaRouter"
 BACKEND = "dbrouting.backends.postgresql"
 BACKENDS = (BACKEND, "dbrouting.backends.postgresql_prometheus")
 
 
-def _router_installed() -> bool:
-    from .router import PrimaryReplicaRouter
+def _config() -> Config | None:
+    try:
+        return get_config()
+    except ImproperlyConfigured:
+        return None
 
+
+def _replicas() -> Iterator[tuple[str, dict[str, Any], Config]]:
+    """(alias, settings, config) of every replica that is in DATABASES and uses PostgreSQL."""
+    config = _config()
+    if config is None or config.primary not in settings.DATABASES:
+        return
+    for alias in config.replicas:
+        db = settings.DATABASES.get(alias)
+        if db is not None and "postgresql" in str(db.get("ENGINE", "")):
+            yield alias, db, config
+
+
+@register(Tags.database)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """dbrouting.E006 (a strategy or token store that cannot be built), dbrouting.E007 (the rest)."""
+    try:
+        get_config()
+    except ImproperlyConfigured as exc:
+        check_id = getattr(exc, "check_id", "dbrouting.E007")
+        return [Error(str(exc), hint="See the DBROUTING settings table in the README.", id=check_id)]
+    return []
+
+
+@register(Tags.database)
+def check_primary(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    config = _config()
+    if config is None or config.primary in settings.DATABASES:
+        return []
+    message = f"DBROUTING['PRIMARY'] is {config.primary!r}, which is not in DATABASES."
+    return [Error(message, hint="Name the alias that takes writes, usually 'default'.", id="dbrouting.E005")]
+
+
+def _router_installed() -> bool:
     for entry in settings.DATABASE_ROUTERS:
         try:
             cls = import_string(entry) if isinstance(entry, str) else type(entry)
@@ -27,107 +70,90 @@ def _router_installed() -> bool:
     return False
 
 
-def _same_server(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    def key(db: dict[str, Any]) -> tuple[str, str, str]:
-        return (str(db.get("HOST") or "localhost"), str(db.get("PORT") or "5432"), str(db.get("NAME")))
+@register(Tags.database)
+def check_router(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    config = _config()
+    if config is None or not config.replicas or _router_installed():
+        return []
+    message = f"Replicas are configured but {ROUTER} is not in DATABASE_ROUTERS."
+    return [Error(message, hint=f'Add DATABASE_ROUTERS = ["{ROUTER}"].', id="dbrouting.E001")]
 
-    return key(a) == key(b)
+
+@register(Tags.database)
+def check_replica_aliases(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    config = _config()
+    if config is None:
+        return []
+    return [
+        Error(f"DBROUTING['REPLICAS'] names {alias!r}, which is not in DATABASES.",
+              hint=f"Known aliases: {', '.join(settings.DATABASES)}.", id="dbrouting.E002")
+        for alias in config.replicas
+        if alias not in settings.DATABASES
+    ]  # fmt: skip
 
 
-@register(Tags.database, deploy=False)
-def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    from .conf import get_config
+@register(Tags.database)
+def check_replica_engines(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    config = _config()
+    if config is None:
+        return []
+    return [
+        Error(f"Replica {alias!r} does not use a PostgreSQL engine.", hint=f"Set its ENGINE to {BACKEND!r}.",
+              id="dbrouting.E003")
+        for alias in config.replicas
+        if alias in settings.DATABASES and "postgresql" not in str(settings.DATABASES[alias].get("ENGINE", ""))
+    ]  # fmt: skip
 
-    try:
-        config = get_config()
-    except ImproperlyConfigured as exc:
-        return [Error(str(exc), hint="See the DBROUTING settings table in the README.", id="dbrouting.E007")]
-    errors: list[Any] = []
-    databases = settings.DATABASES
-    if config.primary not in databases:
-        errors.append(
-            Error(
-                f"DBROUTING['PRIMARY'] is {config.primary!r}, which is not in DATABASES.",
-                hint="Name the alias that takes writes, usually 'default'.",
-                id="dbrouting.E005",
-            )
-        )
-        return errors
-    if config.replicas and not _router_installed():
-        errors.append(
-            Error(
-                f"Replicas are configured but {ROUTER} is not in DATABASE_ROUTERS.",
-                hint=f'Add DATABASE_ROUTERS = ["{ROUTER}"].',
-                id="dbrouting.E001",
-            )
-        )
-    primary = databases[config.primary]
-    primary_test = (primary.get("TEST") or {}).get("NAME") or f"test_{primary.get('NAME')}"
-    for alias in config.replicas:
-        if alias not in databases:
-            errors.append(
-                Error(
-                    f"DBROUTING['REPLICAS'] names {alias!r}, which is not in DATABASES.",
-                    hint=f"Known aliases: {', '.join(databases)}.",
-                    id="dbrouting.E002",
-                )
-            )
+
+def _server(db: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(db.get("HOST") or "localhost"), str(db.get("PORT") or "5432"), str(db.get("NAME")))
+
+
+@register(Tags.database)
+def check_replica_is_not_primary(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Error(f"Replica {alias!r} points at the primary's server and database.",
+              hint="Give it the replica's host or port, or remove it from REPLICAS.", id="dbrouting.E004")
+        for alias, db, config in _replicas()
+        if alias == config.primary or _server(db) == _server(settings.DATABASES[config.primary])
+    ]  # fmt: skip
+
+
+@register(Tags.database)
+def check_failover_engine(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Warning(f"Replica {alias!r} uses {db.get('ENGINE')!r}: a failing replica will raise errors instead of "
+                "falling back to another node.", hint=f"Set its ENGINE to {BACKEND!r}.", id="dbrouting.W001")
+        for alias, db, _ in _replicas()
+        if db.get("ENGINE") not in BACKENDS
+    ]  # fmt: skip
+
+
+@register(Tags.database)
+def check_test_mirror(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Warning(f"Replica {alias!r} has TEST['MIRROR']: tests would read the primary through it and never "
+                "exercise replication.", hint="Remove MIRROR; point TEST['NAME'] at the primary's test database.",
+                id="dbrouting.W002")
+        for alias, db, _ in _replicas()
+        if (db.get("TEST") or {}).get("MIRROR")
+    ]  # fmt: skip
+
+
+def _test_name(db: dict[str, Any]) -> str:
+    return str((db.get("TEST") or {}).get("NAME") or f"test_{db.get('NAME')}")
+
+
+@register(Tags.database)
+def check_test_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for alias, db, config in _replicas():
+        primary_test = _test_name(settings.DATABASES[config.primary])
+        if (db.get("TEST") or {}).get("MIRROR") or _test_name(db) == primary_test:
             continue
-        db = databases[alias]
-        if "postgresql" not in str(db.get("ENGINE", "")):
-            errors.append(
-                Error(
-                    f"Replica {alias!r} does not use a PostgreSQL engine.",
-                    hint=f"Set its ENGINE to {BACKEND!r}.",
-                    id="dbrouting.E003",
-                )
-            )
-            continue
-        if alias == config.primary or _same_server(db, primary):
-            errors.append(
-                Error(
-                    f"Replica {alias!r} points at the primary's server and database.",
-                    hint="Give it the replica's host or port, or remove it from REPLICAS.",
-                    id="dbrouting.E004",
-                )
-            )
-        if db.get("ENGINE") not in BACKENDS:
-            errors.append(
-                Warning(
-                    f"Replica {alias!r} uses {db.get('ENGINE')!r}: a failing replica will "
-                    "raise errors instead of falling back to another node.",
-                    hint=f"Set its ENGINE to {BACKEND!r}.",
-                    id="dbrouting.W001",
-                )
-            )
-        test = db.get("TEST") or {}
-        if test.get("MIRROR"):
-            errors.append(
-                Warning(
-                    f"Replica {alias!r} has TEST['MIRROR']: tests would read the primary through "
-                    "it and never exercise replication.",
-                    hint="Remove MIRROR; point TEST['NAME'] at the primary's test database.",
-                    id="dbrouting.W002",
-                )
-            )
-        elif (test.get("NAME") or f"test_{db.get('NAME')}") != primary_test:
-            errors.append(
-                Warning(
-                    f"Replica {alias!r} would read test database "
-                    f"{test.get('NAME') or 'test_' + str(db.get('NAME'))!r}, not the primary's "
+        messages.append(
+            Warning(f"Replica {alias!r} would read test database {_test_name(db)!r}, not the primary's "
                     f"{primary_test!r}, which replication brings to it.",
-                    hint=f"Set DATABASES[{alias!r}]['TEST'] = {{'NAME': {primary_test!r}}}.",
-                    id="dbrouting.W003",
-                )
-            )
-    try:
-        import_string(config.strategy)()
-    except Exception as exc:  # ImportError, or a class that cannot be built without arguments
-        errors.append(
-            Error(
-                f"DBROUTING['STRATEGY'] {config.strategy!r} cannot be imported ({exc}).",
-                hint="Use dbrouting.strategies.RoundRobin, Random or LeastLag, or your own class.",
-                id="dbrouting.E006",
-            )
-        )
-    return errors
+                    hint=f"Set DATABASES[{alias!r}]['TEST'] = {{'NAME': {primary_test!r}}}.", id="dbrouting.W003")
+        )  # fmt: skip
+    return messages

@@ -1,7 +1,9 @@
 """The router's settings: one ``DBROUTING`` dict merged over documented defaults.
 
-Read through :func:`get_config`, which caches and is cleared when ``DBROUTING`` or
-``DATABASES`` change (``override_settings`` in tests). Nothing here runs at import time.
+Read through :func:`get_config`, which caches and is cleared when ``DBROUTING``, ``DATABASES`` or
+``DEBUG`` change (``override_settings`` in tests). The strategy and the token store are built
+inside the cached ``Config``, so that one ``cache_clear`` covers everything. Nothing here runs at
+import time, and this module imports no other of dbrouting's but ``exceptions``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from .exceptions import SettingError
 
 REPLICA_ENGINE_PREFIX = "dbrouting.backends."
 
@@ -29,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_STALENESS_SECONDS": 5.0,
     # A replica further behind the primary than this many bytes of WAL gets no reads (None: off).
     "MAX_LAG_BYTES": 64 * 1024 * 1024,
-    # How often each process probes each replica, in the background.
+    # How often each process probes each node, in the background.
     "CHECK_INTERVAL_SECONDS": 0.5,
     # Connect timeout of probes and of the replicas' own connections (libpq's minimum is 2).
     "CONNECT_TIMEOUT_SECONDS": 2.0,
@@ -41,19 +45,21 @@ DEFAULTS: dict[str, Any] = {
     "REJOIN_AFTER_CHECKS": 2,
     # After a write, the rest of the request (or routing_scope) reads from the primary.
     "PIN_AFTER_WRITE": True,
+    # Requests with these methods read from the primary from their start (Django's unsafe methods).
+    "PRIMARY_READ_METHODS": ["POST", "PUT", "PATCH", "DELETE"],
     # Where the causal token (read-your-writes across requests) lives: dotted path, or None (off).
     "CAUSAL_TOKEN_STORE": "dbrouting.causal.CookieTokenStore",
     "CAUSAL_COOKIE_NAME": "dbrouting_causal",
     # A token older than this is ignored (by then the replicas have it, or are excluded).
     "CAUSAL_TOKEN_MAX_AGE_SECONDS": 3600,
-    # Response header naming the nodes that served the request's reads; None: only when DEBUG.
+    # Response headers X-DB-Served-By and X-DB-Route (node and reason of each read); None: when DEBUG.
     "SERVED_BY_HEADER": None,
-    # Who may read /metrics (dbrouting.metrics.metrics_view) when DEBUG is off.
+    # Who may read /metrics (dbrouting.views.metrics_view) when DEBUG is off.
     "METRICS_ALLOWED_NETWORKS": ["127.0.0.1/32", "::1/128"],
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Config:
     replicas: tuple[str, ...]
     primary: str
@@ -62,22 +68,41 @@ class Config:
     check_interval_seconds: float
     connect_timeout_seconds: float
     probe_timeout_seconds: float
-    strategy: str
+    strategy: Any  # an instance with pick(candidates) -> alias (dbrouting.strategies)
     rejoin_after_checks: int
     pin_after_write: bool
-    causal_token_store: str | None
+    primary_read_methods: frozenset[str]
+    token_store: Any  # an instance with load/save/clear (dbrouting.causal), or None: tokens off
     causal_cookie_name: str
     causal_token_max_age_seconds: int
     served_by_header: bool
     metrics_allowed_networks: tuple[str, ...]
 
+    @property
+    def connect_timeout(self) -> int:
+        """libpq's ``connect_timeout``: whole seconds, at least 2 (libpq treats 1 as 2)."""
+        return max(2, math.ceil(self.connect_timeout_seconds))
 
-def _number(name: str, value: Any, *, minimum: float, allow_none: bool = False) -> Any:
+    @property
+    def stall_limit(self) -> float:
+        """A snapshot older than this many seconds means the prober is stuck: trust it no more."""
+        return 3 * self.check_interval_seconds + 2 * self.probe_timeout_seconds
+
+
+def _number(merged: dict[str, Any], name: str, *, minimum: float, allow_none: bool = False) -> Any:
+    value = merged[name]
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
-        raise ImproperlyConfigured(f"DBROUTING['{name}'] must be a number >= {minimum}, not {value!r}")
+        raise SettingError(f"DBROUTING['{name}'] must be a number >= {minimum}, not {value!r}")
     return value
+
+
+def _instance(name: str, path: Any) -> Any:
+    try:
+        return import_string(str(path))()
+    except Exception as exc:  # ImportError, or a class that cannot be built without arguments
+        raise SettingError(f"DBROUTING['{name}'] {path!r} cannot be imported ({exc}).", "dbrouting.E006") from exc
 
 
 @functools.cache
@@ -85,52 +110,62 @@ def get_config() -> Config:
     """The merged, validated settings (cached)."""
     user = getattr(settings, "DBROUTING", {}) or {}
     if not isinstance(user, dict):
-        raise ImproperlyConfigured("DBROUTING must be a dict")
+        raise SettingError("DBROUTING must be a dict")
     unknown = set(user) - set(DEFAULTS)
     if unknown:
-        raise ImproperlyConfigured(f"DBROUTING has unknown keys: {', '.join(sorted(unknown))}")
+        raise SettingError(f"DBROUTING has unknown keys: {', '.join(sorted(unknown))}")
     merged = {**DEFAULTS, **user}
     primary = merged["PRIMARY"]
     if not isinstance(primary, str):
-        raise ImproperlyConfigured(f"DBROUTING['PRIMARY'] must be a database alias, not {primary!r}")
-    replicas = merged["REPLICAS"]
-    if replicas is None:
-        replicas = [
-            alias
-            for alias, db in settings.DATABASES.items()
-            if alias != primary and str(db.get("ENGINE", "")).startswith(REPLICA_ENGINE_PREFIX)
-        ]
-    if not isinstance(replicas, list | tuple) or not all(isinstance(a, str) for a in replicas):
-        raise ImproperlyConfigured("DBROUTING['REPLICAS'] must be a list of database aliases")
+        raise SettingError(f"DBROUTING['PRIMARY'] must be a database alias, not {primary!r}")
     return Config(
-        replicas=tuple(replicas),
+        replicas=_replicas(merged["REPLICAS"], primary),
         primary=primary,
-        max_staleness_seconds=float(_number("MAX_STALENESS_SECONDS", merged["MAX_STALENESS_SECONDS"], minimum=0)),
-        max_lag_bytes=_number("MAX_LAG_BYTES", merged["MAX_LAG_BYTES"], minimum=0, allow_none=True),
-        check_interval_seconds=float(_number("CHECK_INTERVAL_SECONDS", merged["CHECK_INTERVAL_SECONDS"], minimum=0.01)),
-        connect_timeout_seconds=float(_number("CONNECT_TIMEOUT_SECONDS", merged["CONNECT_TIMEOUT_SECONDS"], minimum=1)),
-        probe_timeout_seconds=float(_number("PROBE_TIMEOUT_SECONDS", merged["PROBE_TIMEOUT_SECONDS"], minimum=0.01)),
-        strategy=str(merged["STRATEGY"]),
-        rejoin_after_checks=int(_number("REJOIN_AFTER_CHECKS", merged["REJOIN_AFTER_CHECKS"], minimum=1)),
+        max_staleness_seconds=float(_number(merged, "MAX_STALENESS_SECONDS", minimum=0)),
+        max_lag_bytes=_number(merged, "MAX_LAG_BYTES", minimum=0, allow_none=True),
+        check_interval_seconds=float(_number(merged, "CHECK_INTERVAL_SECONDS", minimum=0.01)),
+        connect_timeout_seconds=float(_number(merged, "CONNECT_TIMEOUT_SECONDS", minimum=1)),
+        probe_timeout_seconds=float(_number(merged, "PROBE_TIMEOUT_SECONDS", minimum=0.01)),
+        strategy=_instance("STRATEGY", merged["STRATEGY"]),
+        rejoin_after_checks=int(_number(merged, "REJOIN_AFTER_CHECKS", minimum=1)),
         pin_after_write=bool(merged["PIN_AFTER_WRITE"]),
-        causal_token_store=merged["CAUSAL_TOKEN_STORE"] or None,
+        primary_read_methods=_methods(merged["PRIMARY_READ_METHODS"]),
+        token_store=_instance("CAUSAL_TOKEN_STORE", merged["CAUSAL_TOKEN_STORE"])
+        if merged["CAUSAL_TOKEN_STORE"]
+        else None,
         causal_cookie_name=str(merged["CAUSAL_COOKIE_NAME"]),
-        causal_token_max_age_seconds=int(
-            _number("CAUSAL_TOKEN_MAX_AGE_SECONDS", merged["CAUSAL_TOKEN_MAX_AGE_SECONDS"], minimum=1)
-        ),
+        causal_token_max_age_seconds=int(_number(merged, "CAUSAL_TOKEN_MAX_AGE_SECONDS", minimum=1)),
         served_by_header=settings.DEBUG if merged["SERVED_BY_HEADER"] is None else bool(merged["SERVED_BY_HEADER"]),
         metrics_allowed_networks=_networks(merged["METRICS_ALLOWED_NETWORKS"]),
     )
 
 
+def _replicas(value: Any, primary: str) -> tuple[str, ...]:
+    if value is None:
+        value = [
+            alias
+            for alias, db in settings.DATABASES.items()
+            if alias != primary and str(db.get("ENGINE", "")).startswith(REPLICA_ENGINE_PREFIX)
+        ]
+    if not isinstance(value, list | tuple) or not all(isinstance(a, str) for a in value):
+        raise SettingError("DBROUTING['REPLICAS'] must be a list of database aliases")
+    return tuple(value)
+
+
+def _methods(value: Any) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        raise SettingError("DBROUTING['PRIMARY_READ_METHODS'] must be a list of HTTP methods")
+    return frozenset(str(m).upper() for m in value)
+
+
 def _networks(value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise ImproperlyConfigured("DBROUTING['METRICS_ALLOWED_NETWORKS'] must be a list of networks")
+        raise SettingError("DBROUTING['METRICS_ALLOWED_NETWORKS'] must be a list of networks")
     for network in value:
         try:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
-            raise ImproperlyConfigured(
+            raise SettingError(
                 f"DBROUTING['METRICS_ALLOWED_NETWORKS'] has {network!r}, which is not an IP network"
             ) from None
     return tuple(value)
@@ -138,12 +173,5 @@ def _networks(value: Any) -> tuple[str, ...]:
 
 @receiver(setting_changed)
 def _reset(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("DBROUTING", "DATABASES"):
-        get_config.cache_clear()
-        from .causal import load_store
-        from .strategies import load_strategy
-
-        load_strategy.cache_clear()
-        load_store.cache_clear()
-    elif setting == "DEBUG":
+    if setting in ("DBROUTING", "DATABASES", "DEBUG"):
         get_config.cache_clear()

@@ -3,8 +3,9 @@
 - ``use_primary()`` forces reads to the primary for a block or a view (nestable).
 - ``max_staleness(seconds)`` sets the staleness tolerance for a block or a view.
 - ``routing_scope()`` starts fresh state: what the middleware does around each request, and
-  what a task runner should do around each task. A write pins the rest of its scope's reads to
-  the primary. Code outside any scope (a management command, a shell) has one scope per thread.
+  what a task runner should do around each task. A scope reads from one replica (monotonic
+  reads), and a write pins the rest of its reads to the primary. Code outside any scope (a
+  shell, a thread of your own) has one scope per thread; each management command one of its own.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import inspect
 import math
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from .exceptions import RoutingBlockError
+from .metrics import count_reads
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,8 +32,30 @@ class RoutingState:
 
     pinned: bool = False
     wrote: bool = False  # the scope asked for a write on the primary: capture a causal token
+    primary_reads: bool = False  # serving an unsafe method (PRIMARY_READ_METHODS): read the primary
+    request_atomic: bool = False  # the primary's outermost atomic block is ATOMIC_REQUESTS' own
     token_lsn: int | None = None  # the causal token the request came with (its WAL position)
-    reads: set[str] = field(default_factory=set)  # aliases chosen for reads, for the debug header
+    replica: str | None = None  # the scope's replica, once chosen: later reads stay on it
+    seen_lsn: int | None = None  # replay position of the scope's replica when chosen (monotonic reads)
+    # Reads by (alias, reason), counted into dbrouting_reads_total when a routing_scope() ends;
+    # None outside any scope (a thread's own state, which never ends): counted at once. Reads of
+    # the common case (the scope's replica) are an int of their own until the replica changes.
+    reads: dict[tuple[str, str], int] | None = None
+    replica_reads: int = 0
+
+    def tally(self) -> dict[tuple[str, str], int]:
+        """The scope's reads so far, by (alias, reason)."""
+        reads = dict(self.reads or {})
+        if self.replica_reads and self.replica is not None:
+            key = (self.replica, "replica")
+            reads[key] = reads.get(key, 0) + self.replica_reads
+        return reads
+
+    def settle(self) -> None:
+        """Before the scope's replica changes: its common-case reads join the others."""
+        if self.reads is not None:
+            self.reads = self.tally()
+            self.replica_reads = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,34 +87,6 @@ def current_state() -> RoutingState:
     return state
 
 
-# Migrations run (between pre_migrate and post_migrate): every read of the process goes to the
-# primary, whose schema is the new one. Not a block: no context resets it but post_migrate.
-migrating = False
-
-
-def is_forced() -> bool:
-    return migrating or blocks_var.get().forced > 0
-
-
-def staleness_override() -> float | None:
-    return blocks_var.get().staleness
-
-
-def required_lsn() -> int | None:
-    """The WAL position a replica must have replayed to serve reads here, if any."""
-    state = state_var.get()
-    token = state.token_lsn if state is not None else None
-    after = blocks_var.get().read_after
-    if after is None:
-        return token
-    return after if token is None else max(token, after)
-
-
-def set_migrating(value: bool) -> None:
-    global migrating
-    migrating = value
-
-
 class _RoutingBlock:
     """A context manager that is also a decorator of sync and async functions.
 
@@ -102,7 +98,7 @@ class _RoutingBlock:
         raise NotImplementedError
 
     def _reset(self, token: Token[Any]) -> None:
-        raise NotImplementedError
+        blocks_var.reset(token)
 
     def __enter__(self) -> None:
         token = self._enter()
@@ -148,9 +144,6 @@ class use_primary(_RoutingBlock):
     def _enter(self) -> Token[Any]:
         return _set_blocks(forced=blocks_var.get().forced + 1)
 
-    def _reset(self, token: Token[Any]) -> None:
-        blocks_var.reset(token)
-
 
 class max_staleness(_RoutingBlock):
     """Read from replicas at most ``seconds`` behind the primary in the block (or view).
@@ -161,27 +154,31 @@ class max_staleness(_RoutingBlock):
     """
 
     def __init__(self, seconds: float) -> None:
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
-            raise ValueError(f"max_staleness() needs a finite number of seconds >= 0, not {seconds!r}")
-        if seconds < 0:
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
             raise ValueError(f"max_staleness() needs a finite number of seconds >= 0, not {seconds!r}")
         self.seconds = float(seconds)
 
     def _enter(self) -> Token[Any]:
         return _set_blocks(staleness=self.seconds)
 
-    def _reset(self, token: Token[Any]) -> None:
-        blocks_var.reset(token)
-
 
 class routing_scope(_RoutingBlock):
-    """Fresh routing state (not pinned, no causal token) for a request, a task, or a test."""
+    """Fresh routing state (not pinned, no causal token, no replica yet) for a request, a task,
+    or a test."""
 
     def _enter(self) -> Token[Any]:
-        return state_var.set(RoutingState())
+        return state_var.set(RoutingState(reads={}))
 
     def _reset(self, token: Token[Any]) -> None:
+        state = state_var.get()
         state_var.reset(token)
+        if state is not None:
+            count_reads(state.tally())
 
 
 class read_after_lsn(_RoutingBlock):
@@ -194,6 +191,3 @@ class read_after_lsn(_RoutingBlock):
         current = blocks_var.get().read_after
         positions = [p for p in (current, self.lsn) if p is not None]
         return _set_blocks(read_after=max(positions) if positions else None)
-
-    def _reset(self, token: Token[Any]) -> None:
-        blocks_var.reset(token)

@@ -8,11 +8,20 @@ any other connection failure.
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError
 
 
 class DbRoutingError(Exception):
     """Base class of dbrouting's own errors."""
+
+
+class SettingError(DbRoutingError, ImproperlyConfigured):
+    """A bad ``DBROUTING`` setting; ``check_id`` is the system check that reports it."""
+
+    def __init__(self, message: str, check_id: str = "dbrouting.E007") -> None:
+        super().__init__(message)
+        self.check_id = check_id
 
 
 class InvalidToken(DbRoutingError, ValueError):

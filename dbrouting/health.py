@@ -1,37 +1,27 @@
-"""The health cache: one snapshot per replica, refreshed off the request path.
+"""The health cache and the one probe round, off the request path.
 
 A daemon thread per process (started lazily, restarted after ``fork``) probes the primary, then
 every replica in parallel, once per ``CHECK_INTERVAL_SECONDS``; requests only read the last
-snapshot from memory. A probe that has not answered within ``PROBE_TIMEOUT_SECONDS`` marks its
-replica down, and a replica whose previous probe still hangs is not probed again (single flight).
+``Snapshot`` from memory. A probe that has not answered within ``PROBE_TIMEOUT_SECONDS`` marks
+its replica down, and a replica whose previous probe still hangs is not probed again (single
+flight). ``replica_status`` and the admin page report this same cache, after a fresh round.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 
 from django.core.exceptions import ImproperlyConfigured
 
 from . import metrics, probe
-from .assessment import (
-    DOWN,
-    FOREIGN,
-    LAGGING,
-    NOT_STREAMING,
-    OK,
-    PROMOTED,
-    UNKNOWN,
-    ReplicaHealth,
-    Track,
-    assess,
-)
-from .conf import get_config
+from .assessment import DOWN, FOREIGN, OK, PROMOTED, UNKNOWN, ReplicaHealth, Snapshot, assess, marked_down
+from .conf import Config, get_config
 from .probe_connections import ProbeConnections
 from .sockets import abort_connections
 
@@ -40,23 +30,26 @@ logger = logging.getLogger("dbrouting")
 
 class HealthCache:
     def __init__(self) -> None:
+        self.latest = Snapshot()  # replaced, never changed: a new object per change
+        self.rounds = 0
+        self._kept = ProbeConnections()
+        self._after_fork()
+
+    def _after_fork(self) -> None:
+        """Forget everything learnt, and the threads (a forked child has none of its parent's)."""
         self._lock = threading.Lock()
         self._round_done = threading.Condition(self._lock)
-        self.latest: Mapping[str, ReplicaHealth] = {}  # replaced, never changed: a new object per change
-        self._tracks: dict[str, Track] = {}
-        self._inflight: dict[str, Future[probe.ReplicaProbe]] = {}
-        self._pool: ThreadPoolExecutor | None = None
-        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._pid = os.getpid()
-        self.rounds = 0
-        self.primary: probe.PrimaryProbe | None = None
-        self._last_primary_lsn: int | None = None
-        self._kept = ProbeConnections()
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._inflight: dict[str, Future[probe.ReplicaProbe]] = {}
+        self.latest = Snapshot()
+        self._kept.forget()
 
     # -- reading (request path: memory only) ----------------------------------------
 
-    def snapshot(self) -> Mapping[str, ReplicaHealth]:
+    def snapshot(self) -> Snapshot:
         if self._thread is None:  # reset at fork, at reset() and when the prober ends
             self._ensure_running()
         return self.latest
@@ -64,21 +57,24 @@ class HealthCache:
     def mark_down(self, alias: str, reason: str) -> None:
         """A request saw ``alias`` fail: stop routing to it now, before the next probe."""
         with self._lock:
-            current = self.latest.get(alias, ReplicaHealth(alias))
+            current = self.latest.replicas.get(alias, ReplicaHealth(alias))
             if current.state != DOWN:
                 logger.warning("replica %s is down (%s): reads go elsewhere", alias, reason)
-            self.latest = {**self.latest, alias: ReplicaHealth(alias, state=DOWN, reason=reason)}
-            metrics.replica_usable.labels(alias).set(0)
-            track = self._tracks.setdefault(alias, Track())
-            track.ever_left = True
-            track.marked_down_at = time.monotonic()
+            self._publish({**self.latest.replicas, alias: marked_down(current, reason)})
+
+    def _publish(self, replicas: dict[str, ReplicaHealth], primary: probe.PrimaryProbe | None = None) -> None:
+        """A new snapshot (with the lock held); the gauges follow it."""
+        last = self.latest
+        primary = primary or last.primary
+        position = primary.lsn if primary is not None and primary.ok and primary.lsn is not None else last.primary_lsn
+        self.latest = Snapshot(replicas, primary, position)
+        with contextlib.suppress(ImproperlyConfigured):  # reported by the prober's round
+            metrics.observe_snapshot(self.latest, get_config())
 
     # -- probing (background thread) -----------------------------------------------------
 
     def _ensure_running(self) -> None:
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        if self._pid != os.getpid():  # a forked child: the parent's threads did not follow it
+        if self._pid != os.getpid():
             self._after_fork()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -88,90 +84,82 @@ class HealthCache:
 
     def _run(self) -> None:
         try:
-            self._loop()
+            while not self._stop.is_set():
+                started = time.monotonic()
+                interval = self._round()
+                self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+        except RuntimeError:  # the interpreter is exiting: thread pools refuse new work
+            pass
         finally:
             if self._thread is threading.current_thread():
                 self._thread = None
-                # A new snapshot object, same contents: routers holding a route table for the
-                # old one ask snapshot() again, which starts a new prober.
-                self.latest = dict(self.latest)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.refresh()
-            except RuntimeError:  # the interpreter is exiting: thread pools refuse new work
-                return
-            except ImproperlyConfigured as exc:  # reported by `manage.py check`; retry after a pause
-                logger.error("dbrouting: cannot probe replicas: %s", exc)
-            except Exception:  # never let the prober die: log and carry on
-                logger.exception("dbrouting: health probe round failed")
-            try:
-                interval = get_config().check_interval_seconds
-            except ImproperlyConfigured:
-                interval = 1.0
-            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    def _round(self) -> float:
+        """One round, never raising but at exit; returns the interval before the next."""
+        try:
+            self.refresh()
+            return get_config().check_interval_seconds
+        except RuntimeError:
+            raise
+        except ImproperlyConfigured as exc:  # reported by `manage.py check`; retry after a pause
+            logger.error("dbrouting: cannot probe replicas: %s", exc)
+        except Exception:  # never let the prober die: log and carry on
+            logger.exception("dbrouting: health probe round failed")
+        return 1.0
 
-    def refresh(self) -> Mapping[str, ReplicaHealth]:
-        """Probe the primary, then every replica in parallel; publish the new snapshot."""
+    def refresh(self) -> Snapshot:
+        """THE probe round: the primary, then every replica in parallel; publish the new snapshot."""
         config = get_config()
-        timeout = config.probe_timeout_seconds
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=len(config.replicas) + 2, thread_name_prefix="dbrouting-probe")
-        primary_future = self._pool.submit(
-            probe.probe_primary, config.primary, config.connect_timeout_seconds, timeout, self._kept
-        )
-        done, _ = wait_futures([primary_future], timeout=timeout)
+        primary = self._probe_primary(config, self._pool)
+        results = self._probe_replicas(config, self._pool)
+        with self._lock:
+            replicas = {}
+            for alias, result in results.items():
+                previous = self.latest.replicas.get(alias, ReplicaHealth(alias))
+                if result.started < previous.marked_down_at:
+                    replicas[alias] = previous  # began before a request saw it fail: too old to readmit it
+                    continue
+                replicas[alias] = assess(previous, result, primary, config, self.latest.primary_lsn)
+                _log_transition(previous, replicas[alias])
+            self._publish(replicas, primary)
+            metrics.observe_probes(results.values())
+            self.rounds += 1
+            self._round_done.notify_all()
+        for alias, result in results.items():
+            if result.timed_out:
+                abort_connections(alias)  # queries stuck on a hung replica fail over now
+        return self.latest
+
+    def _probe_primary(self, config: Config, pool: ThreadPoolExecutor) -> probe.PrimaryProbe:
+        future = pool.submit(probe.probe_primary, config.primary, config, self._kept)
         started = time.monotonic()
-        if not done:
-            self._kept.abort(config.primary)
-        primary = (
-            primary_future.result()
-            if done
-            else probe.PrimaryProbe(config.primary, ok=False, duration=timeout, started=started, error="timed out")
-        )
-        self.primary = primary
-        if primary.ok and primary.lsn is not None:
-            self._last_primary_lsn = primary.lsn
+        done, _ = wait_futures([future], timeout=config.probe_timeout_seconds)
+        if done:
+            return future.result()
+        self._kept.abort(config.primary)
+        return probe.PrimaryProbe(config.primary, False, config.probe_timeout_seconds, started, error="timed out")
+
+    def _probe_replicas(self, config: Config, pool: ThreadPoolExecutor) -> dict[str, probe.ReplicaProbe]:
+        timeout = config.probe_timeout_seconds
         for alias in config.replicas:
             if alias not in self._inflight or self._inflight[alias].done():
-                self._inflight[alias] = self._pool.submit(
-                    probe.probe_replica, alias, config.connect_timeout_seconds, timeout, self._kept
-                )
+                self._inflight[alias] = pool.submit(probe.probe_replica, alias, config, self._kept)
+        started = time.monotonic()
         wait_futures([self._inflight[a] for a in config.replicas], timeout=timeout)
         results = {}
         for alias in config.replicas:
             future = self._inflight[alias]
             if future.done():
                 results[alias] = future.result()
-            else:
-                self._kept.abort(alias)  # free the probing thread: the next round connects anew
-                results[alias] = probe.ReplicaProbe(
-                    alias, ok=False, duration=timeout, started=started - timeout, timed_out=True,
-                    error=f"probe timed out after {timeout:g} s",
-                )  # fmt: skip
-        with self._lock:
-            snapshot = {}
-            for alias, result in results.items():
-                previous = self.latest.get(alias, ReplicaHealth(alias))
-                track = self._tracks.setdefault(alias, Track())
-                if result.started < track.marked_down_at:
-                    # Began before a request saw it fail: too old to readmit it.
-                    snapshot[alias] = previous
-                    continue
-                health = assess(previous, track, result, primary, config, self._last_primary_lsn)
-                _log_transition(previous, health)
-                snapshot[alias] = health
-            self.latest = snapshot
-            metrics.observe_round(snapshot, results, config.max_staleness_seconds, config.max_lag_bytes)
-            metrics.flush_reads()
-            self.rounds += 1
-            self._round_done.notify_all()
-        for alias, result in results.items():
-            if result.timed_out:
-                abort_connections(alias)  # queries stuck on a hung replica fail over now
-        return snapshot
+                continue
+            self._kept.abort(alias)  # free the probing thread: the next round connects anew
+            results[alias] = probe.ReplicaProbe(
+                alias, ok=False, duration=timeout, started=started, timed_out=True,
+                error=f"probe timed out after {timeout:g} s",
+            )  # fmt: skip
+        return results
 
     def wait_for_rounds(self, count: int = 1, timeout: float = 10.0) -> bool:
         """Block until ``count`` more probe rounds have completed (for tests and tools)."""
@@ -180,6 +168,13 @@ class HealthCache:
             target = self.rounds + count
             return self._round_done.wait_for(lambda: self.rounds >= target, timeout=timeout)
 
+    def fresh_snapshot(self, config: Config) -> Snapshot:
+        """The snapshot of a round begun after this call (``replica_status``): the prober's own
+        round, through the same assessment and hysteresis; its timeouts bound the wait."""
+        round_limit = config.check_interval_seconds + 2 * config.probe_timeout_seconds
+        self.wait_for_rounds(2, timeout=2 * round_limit + config.connect_timeout + 1)
+        return self.snapshot()
+
     def reset(self) -> None:
         """Stop probing and forget everything (tests, settings changes)."""
         self._stop.set()
@@ -187,47 +182,23 @@ class HealthCache:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
         with self._lock:
-            self._forget()
+            self._thread = None
+            self._inflight = {}
+            self.latest = Snapshot()
         self._kept.close_all()
-
-    def _forget(self) -> None:
-        """Everything learnt about the nodes, and the prober thread's handle."""
-        self._thread = None
-        self.latest = {}
-        self._tracks = {}
-        self._inflight = {}
-        self.primary = None
-        self._last_primary_lsn = None
-
-    def _after_fork(self) -> None:
-        self._pid = os.getpid()
-        self._pool = None
-        self._forget()
-        self._kept.forget()
-        self._lock = threading.Lock()
-        self._round_done = threading.Condition(self._lock)
 
 
 def _log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
     if previous.state == current.state:
         return
     if current.state == OK:
-        if previous.state == UNKNOWN:
-            logger.debug("replica %s is usable", current.alias)
-        else:
-            logger.info("replica %s is usable again", current.alias)
-    elif current.state == PROMOTED:
-        logger.error("replica %s is no longer in recovery (promoted?): no reads go to it", current.alias)
-    elif current.state == FOREIGN:
-        logger.error("replica %s is not a standby of the primary (another cluster): no reads go to it", current.alias)
-    elif current.state in (DOWN, LAGGING, NOT_STREAMING):
+        level = logging.DEBUG if previous.state == UNKNOWN else logging.INFO
+        logger.log(level, "replica %s is usable%s", current.alias, "" if previous.state == UNKNOWN else " again")
+    elif current.state in (PROMOTED, FOREIGN):
+        logger.error("replica %s is %s (%s): no reads go to it", current.alias, current.state, current.reason)
+    else:
         logger.warning("replica %s is %s (%s): no reads go to it", current.alias, current.state, current.reason)
 
 
 cache = HealthCache()
 os.register_at_fork(after_in_child=lambda: cache._after_fork())
-
-
-def replica_health() -> Mapping[str, ReplicaHealth]:
-    """The health cache's current view of every replica, from memory."""
-    return cache.snapshot()

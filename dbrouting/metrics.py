@@ -1,22 +1,17 @@
-"""Prometheus metrics of the router, in one place.
+"""Prometheus metrics of the router, in one place (served by ``dbrouting.views.metrics_view``).
 
-Gauges are set by the health cache after each probe round, not computed per scrape. Under
-gunicorn with ``PROMETHEUS_MULTIPROC_DIR`` set, each worker writes its own values and the
-``multiprocess_mode`` of each gauge says how they combine (see README, "Metrics").
+Gauges follow the health cache's snapshot (set when it publishes one, not per scrape), through
+the same ``usable`` predicate as the router. Under gunicorn with ``PROMETHEUS_MULTIPROC_DIR``
+set, each worker writes its own values and each gauge's ``multiprocess_mode`` says how they
+combine (see README, "Metrics").
 """
 
 from __future__ import annotations
 
-import ipaddress
-import itertools
 import math
-import os
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from prometheus_client import Counter, Gauge, Histogram
 
 reads_total = Counter("dbrouting_reads_total", "Reads routed, by the alias chosen and the reason.", ["alias", "reason"])
@@ -39,88 +34,29 @@ probe_duration_seconds = Histogram(
 )  # fmt: skip
 probe_failures_total = Counter("dbrouting_probe_failures_total", "Failed or timed-out health probes.", ["alias"])
 
-# Reads are counted on the hot path in plain per-process counters (``next()`` on an
-# ``itertools.count`` is atomic and about 10 times cheaper than a Prometheus increment, which
-# takes a lock, and in multi-process mode writes a memory-mapped file). The prober thread folds
-# them into ``dbrouting_reads_total`` after each round, and ``/metrics`` before answering: the
-# counter is at most one check interval behind.
-_pending: dict[tuple[str, str], itertools.count[int]] = {}
-_folded: dict[tuple[str, str], int] = {}
-_fold_lock = threading.Lock()
+
+def count_reads(reads: Mapping[tuple[str, str], int]) -> None:
+    """Add a scope's reads, by (alias, reason), to ``dbrouting_reads_total``. A scope counts its
+    reads in a plain dict and adds them here once: an increment of a labelled child takes a lock
+    (and, under gunicorn, writes a memory-mapped file), which would cost more than the decision."""
+    for (alias, reason), count in reads.items():
+        reads_total.labels(alias, reason).inc(count)
 
 
-def read_tick(alias: str, reason: str) -> Callable[[], int]:
-    """What counts one read of ``alias`` for ``reason`` when called."""
-    counter = _pending.get((alias, reason))
-    if counter is None:
-        counter = _pending.setdefault((alias, reason), itertools.count(1))
-    return counter.__next__
-
-
-def count_read(alias: str, reason: str) -> None:
-    read_tick(alias, reason)()
-
-
-def _value(counter: itertools.count[int]) -> int:
-    """How many times ``counter`` (started at 1) was advanced, read without advancing it."""
-    return int(repr(counter)[len("count(") : -1]) - 1
-
-
-def flush_reads() -> None:
-    """Fold the reads counted since the last call into ``dbrouting_reads_total``."""
-    with _fold_lock:
-        for key, counter in list(_pending.items()):
-            total = _value(counter)
-            delta = total - _folded.get(key, 0)
-            if delta > 0:
-                reads_total.labels(*key).inc(delta)
-                _folded[key] = total
-
-
-def _forget_after_fork() -> None:
-    # The child starts with the parent's counts already folded by the parent: keep them as folded.
-    global _fold_lock
-    _fold_lock = threading.Lock()
-    for key, counter in _pending.items():
-        _folded[key] = _value(counter)
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def observe_round(healths: Mapping[str, Any], probes: Mapping[str, Any], max_staleness: float, max_bytes: Any) -> None:
-    """Called by the health cache after each probe round."""
-    for alias, health in healths.items():
+def observe_snapshot(snapshot: Any, config: Any) -> None:
+    """Lag and usability gauges of a new snapshot (``Snapshot.usable``, as the router asks)."""
+    usable = snapshot.usable(config)
+    for alias, health in snapshot.replicas.items():
         # Unknown (the replica is down, or not probed yet) is +Inf, never the last value seen: a
         # dead replica must not look caught up, and its staleness has no bound. Not NaN: under
         # gunicorn, livemax merges the workers' values with ">", which NaN never satisfies.
         replica_lag_seconds.labels(alias).set(math.inf if health.lag_seconds is None else health.lag_seconds)
         replica_lag_bytes.labels(alias).set(math.inf if health.lag_bytes is None else health.lag_bytes)
-        replica_usable.labels(alias).set(1 if health.usable(max_staleness, max_bytes) else 0)
-    for alias, result in probes.items():
-        probe_duration_seconds.labels(alias).observe(result.duration)
+        replica_usable.labels(alias).set(1 if alias in usable else 0)
+
+
+def observe_probes(probes: Iterable[Any]) -> None:
+    for result in probes:
+        probe_duration_seconds.labels(result.alias).observe(result.duration)
         if not result.ok:
-            probe_failures_total.labels(alias).inc()
-
-
-def _allowed(request: HttpRequest) -> bool:
-    if settings.DEBUG:
-        return True
-    from .conf import get_config
-
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in get_config().metrics_allowed_networks)
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """django-prometheus's exporter, answered only to allowed addresses outside DEBUG."""
-    from django_prometheus.exports import ExportToDjangoView
-
-    if not _allowed(request):
-        return HttpResponseForbidden("metrics are not served to this address\n", content_type="text/plain")
-    flush_reads()
-    response: HttpResponse = ExportToDjangoView(request)
-    return response
+            probe_failures_total.labels(result.alias).inc()

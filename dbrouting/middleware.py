@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 from . import causal
 from .conf import get_config
@@ -16,14 +16,19 @@ from .exceptions import InvalidToken
 
 logger = logging.getLogger("dbrouting")
 
-SERVED_BY_HEADER = "X-DB-Served-By"
+SERVED_BY_HEADER = "X-DB-Served-By"  # the nodes that served the request's reads
+ROUTE_HEADER = "X-DB-Route"  # each with the reasons it served reads for: "replica2 (replica)"
 
 
 class RoutingMiddleware:
     """Put ``dbrouting.middleware.RoutingMiddleware`` early in MIDDLEWARE (after
     SessionMiddleware when the causal token lives in the session).
 
+    - A request reads from one replica (monotonic reads); one whose method is unsafe
+      (``PRIMARY_READ_METHODS``) reads from the primary.
     - A write in a request pins that request's later reads to the primary, and no other's.
+    - The transaction ``ATOMIC_REQUESTS`` opens around a view does not send reads to the
+      primary until the request's first write.
     - A request that wrote gets a causal token; later requests carrying it read only from
       replicas that have replayed it.
     """
@@ -56,11 +61,13 @@ class RoutingMiddleware:
 
     @staticmethod
     def begin(request: Any) -> bool:
-        """Read the request's causal token into the routing state; True if it must be dropped."""
-        path = get_config().causal_token_store
-        if path is None:
+        """Start the request's routing state; True if its causal token must be dropped."""
+        config = get_config()
+        state = current_state()
+        state.primary_reads = request.method in config.primary_read_methods
+        if config.token_store is None:
             return False
-        raw = causal.load_store(path).load(request)
+        raw = config.token_store.load(request)
         if raw is None:
             return False
         try:
@@ -72,18 +79,26 @@ class RoutingMiddleware:
         if causal.is_foreign(token):
             causal.warn_once("foreign", "causal token ahead of this cluster's primary: from another cluster")
             return True
-        current_state().token_lsn = token.lsn
+        state.token_lsn = token.lsn
         return False
+
+    def process_view(self, request: Any, view: Any, args: Any, kwargs: Any) -> None:
+        """Django wraps the view in ATOMIC_REQUESTS' atomic block after this hook: note it."""
+        primary = get_config().primary
+        exempt = primary in getattr(view, "_non_atomic_requests", ())
+        current_state().request_atomic = bool(connections.settings[primary].get("ATOMIC_REQUESTS")) and not exempt
 
     @staticmethod
     def end(request: Any, response: Any, bad_token: bool) -> None:
         config = get_config()
         state = current_state()
-        if config.served_by_header and state.reads:
-            response[SERVED_BY_HEADER] = ",".join(sorted(state.reads))
-        if config.causal_token_store is None:
+        reads = state.tally()
+        if config.served_by_header and reads:
+            response[SERVED_BY_HEADER] = ",".join(sorted({alias for alias, _ in reads}))
+            response[ROUTE_HEADER] = ", ".join(f"{alias} ({reason})" for alias, reason in sorted(reads))
+        store = config.token_store
+        if store is None:
             return
-        store = causal.load_store(config.causal_token_store)
         if state.wrote:
             try:
                 token = causal.capture()

@@ -1,12 +1,11 @@
 """The SQL that measures a node, on a connection of its own with short timeouts.
 
-A probe never uses Django's connections. The prober keeps one connection per node between
-rounds (``probe_connections``); a status measurement opens its own and closes it.
+A probe never uses Django's connections: the prober keeps one connection per node between rounds
+(``probe_connections``).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 import psycopg
 from django.db import connections
 
+from . import lsn
+from .conf import Config
 from .probe_connections import ProbeConnections
 
 REPLICA_SQL = """
@@ -66,24 +67,12 @@ class PrimaryProbe:
     system_identifier: int | None = None
 
 
-def parse_lsn(text: str | None) -> int | None:
-    """'16/B374D848' -> the byte position as an integer."""
-    if text is None:
-        return None
-    high, _, low = text.partition("/")
-    return (int(high, 16) << 32) + int(low, 16)
-
-
-def format_lsn(lsn: int | None) -> str | None:
-    """The byte position as PostgreSQL writes it: '16/B374D848'."""
-    return None if lsn is None else f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
-
-
-def connection_params(alias: str, connect_timeout: float, statement_timeout: float) -> dict[str, Any]:
+def connection_params(alias: str, connect_timeout: int, statement_timeout: float) -> dict[str, Any]:
+    """libpq parameters for a connection of our own to ``alias`` (``Config.connect_timeout``)."""
     params = connections[alias].get_connection_params()
     for key in _DJANGO_ONLY:
         params.pop(key, None)
-    params["connect_timeout"] = max(2, math.ceil(connect_timeout))
+    params["connect_timeout"] = connect_timeout
     params["application_name"] = "dbrouting-probe"
     timeout_ms = max(1, int(statement_timeout * 1000))
     params["options"] = f"{params.get('options', '')} -c statement_timeout={timeout_ms}".strip()
@@ -96,28 +85,15 @@ def describe(exc: BaseException) -> str:
     return text[:200]
 
 
-def _query(
-    alias: str, sql: str, connect_timeout: float, statement_timeout: float, kept: ProbeConnections | None = None
-) -> tuple[Any, ...]:
-    """Ask once: on a kept connection of ``kept`` (the prober's), or on a fresh one (a status)."""
-
-    def connect() -> psycopg.Connection[Any]:
-        return psycopg.connect(autocommit=True, **connection_params(alias, connect_timeout, statement_timeout))
-
-    if kept is not None:
-        return kept.query(alias, sql, connect)
-    with connect() as conn:
-        row = conn.execute(sql).fetchone()
-    assert row is not None
-    return tuple(row)
+def _query(alias: str, sql: str, config: Config, kept: ProbeConnections) -> tuple[Any, ...]:
+    params = connection_params(alias, config.connect_timeout, config.probe_timeout_seconds)
+    return kept.query(alias, sql, lambda: psycopg.connect(autocommit=True, **params))
 
 
-def probe_replica(
-    alias: str, connect_timeout: float, statement_timeout: float, kept: ProbeConnections | None = None
-) -> ReplicaProbe:
+def probe_replica(alias: str, config: Config, kept: ProbeConnections) -> ReplicaProbe:
     start = time.monotonic()
     try:
-        row = _query(alias, REPLICA_SQL, connect_timeout, statement_timeout, kept)
+        row = _query(alias, REPLICA_SQL, config, kept)
         in_recovery, receive, replay, age, status, clock, system_identifier = row
     except Exception as exc:  # any failure means "not usable"; the reason is kept for the status page
         return ReplicaProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
@@ -129,20 +105,18 @@ def probe_replica(
         clock=clock,
         system_identifier=system_identifier,
         in_recovery=bool(in_recovery),
-        receive_lsn=parse_lsn(receive),
-        replay_lsn=parse_lsn(replay),
+        receive_lsn=lsn.parse(receive),
+        replay_lsn=lsn.parse(replay),
         replay_age_seconds=None if age is None else max(0.0, float(age)),
         wal_receiver_status=status,
     )
 
 
-def probe_primary(
-    alias: str, connect_timeout: float, statement_timeout: float, kept: ProbeConnections | None = None
-) -> PrimaryProbe:
+def probe_primary(alias: str, config: Config, kept: ProbeConnections) -> PrimaryProbe:
     start = time.monotonic()
     try:
-        row = _query(alias, PRIMARY_SQL, connect_timeout, statement_timeout, kept)
-        in_recovery, lsn, clock, system_identifier = row
+        row = _query(alias, PRIMARY_SQL, config, kept)
+        in_recovery, position, clock, system_identifier = row
     except Exception as exc:
         return PrimaryProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
     if in_recovery:
@@ -150,7 +124,7 @@ def probe_primary(
             alias, ok=False, duration=time.monotonic() - start, started=start, error="the primary is in recovery"
         )
     return PrimaryProbe(
-        alias, ok=True, duration=time.monotonic() - start, started=start, lsn=parse_lsn(lsn), clock=clock,
+        alias, ok=True, duration=time.monotonic() - start, started=start, lsn=lsn.parse(position), clock=clock,
         system_identifier=system_identifier,
     )  # fmt: skip
 
@@ -168,9 +142,9 @@ REPLICATION_FIELDS = (
 )  # fmt: skip
 
 
-def replication(alias: str, connect_timeout: float, statement_timeout: float) -> list[dict[str, Any]]:
+def replication(config: Config) -> list[dict[str, Any]]:
     """The primary's ``pg_stat_replication``: one dict per standby (raises on failure)."""
-    params = connection_params(alias, connect_timeout, statement_timeout)
+    params = connection_params(config.primary, config.connect_timeout, config.probe_timeout_seconds)
     with psycopg.connect(autocommit=True, **params) as conn:
         rows = conn.execute(REPLICATION_SQL).fetchall()
     return [dict(zip(REPLICATION_FIELDS, row, strict=True)) for row in rows]

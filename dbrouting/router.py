@@ -1,17 +1,100 @@
-"""``DATABASE_ROUTERS = ["dbrouting.router.PrimaryReplicaRouter"]``: decisions only, no I/O."""
+"""``DATABASE_ROUTERS = ["dbrouting.router.PrimaryReplicaRouter"]``, and THE read decision.
+
+:func:`decide` answers every read, for the router and for the replica engine's fallback alike:
+an alias and the reason for it. No I/O: the routing state and blocks (``context``) and the
+health cache's snapshot, all in memory. The reason is counted (``dbrouting_reads_total``), shown
+in the ``X-DB-Route`` header when enabled, and logged at DEBUG level unless it is the common case.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from .conf import get_config
-from .routing import note_write, read_alias
+from django.db import connections
+
+from .assessment import ReplicaHealth
+from .conf import Config, get_config
+from .context import Blocks, RoutingState, blocks_var, current_state, state_var
+from .health import cache
+from .lsn import has_replayed
+from .metrics import count_reads
+from .writes import note_write
+
+logger = logging.getLogger("dbrouting")
+
+# Why a read went where it went (the "reason" label of dbrouting_reads_total, X-DB-Route).
+REPLICA, INSTANCE, FORCED, ATOMIC, PINNED, UNSAFE, CAUSAL, MONOTONIC, NO_USABLE, NO_REPLICAS = (
+    "replica", "instance", "forced", "atomic", "pinned", "unsafe_method", "causal", "monotonic",
+    "no_usable_replica", "no_replicas",
+)  # fmt: skip
+
+_thread = threading.local()
+# Bound once: CPython 3.11 compiles a method call on an imported name as an attribute load and a
+# call (no LOAD_METHOD), a bound-method object per read.
+_monotonic, _get_state, _get_blocks = time.monotonic, state_var.get, blocks_var.get
+
+
+def decide(*model: Any, exclude: Collection[str] = (), **hints: Any) -> str:
+    """The alias for a read in the current context, with Django's ``hints`` (the model, passed by
+    Django, does not matter: every node holds every table); ``exclude`` names replicas that just
+    failed this read. The reason is counted in the routing state's reads (``tally()``, for the
+    header and the metric) and logged at DEBUG level unless it is the common case. The
+    primary's reasons come first, in order."""
+    config = get_config()
+    state = _get_state() or current_state()
+    blocks = _get_blocks()
+    # Django keeps one connection wrapper per thread and alias for the thread's life, so the one
+    # found once in a thread is asked again: asgiref's Local lookup costs more than the decision.
+    wrapper = getattr(_thread, "primary", None)
+    if wrapper is None or wrapper.alias != config.primary:
+        wrapper = _thread.primary = connections[config.primary]
+    alias = config.primary
+    if not config.replicas:
+        reason = NO_REPLICAS
+    elif hints and _instance_db(hints) == alias:
+        reason = INSTANCE  # Django's convention: an object's related reads follow it
+    elif blocks.forced:
+        reason = FORCED
+    elif wrapper.in_atomic_block and not (state.request_atomic and not state.wrote and len(wrapper.atomic_blocks) == 1):
+        reason = ATOMIC  # a transaction on the primary, other than ATOMIC_REQUESTS' own before a write
+    elif state.pinned:
+        reason = PINNED
+    elif state.primary_reads:
+        reason = UNSAFE
+    else:
+        snapshot = cache.latest  # _replica() restarts a stopped prober
+        # The snapshot's own record of its usable replicas under the default tolerance, read in
+        # place (a call would cost a tenth of the decision); worked out anew when it no longer holds.
+        worked_for, until, usable = snapshot.default_usable
+        if worked_for is not config or blocks.staleness is not None or _monotonic() > until:
+            usable = snapshot.usable(config, blocks.staleness)
+        replica = state.replica
+        if replica is not None and replica in usable and not (hints or exclude or state.token_lsn or blocks.read_after):
+            if state.reads is None:
+                count_reads({(replica, REPLICA): 1})
+            else:
+                state.replica_reads += 1
+            return replica  # the common case: the scope's replica, still usable
+        alias, reason = _replica(config, state, blocks, hints, exclude, usable)
+    if state.reads is None:
+        count_reads({(alias, reason): 1})
+    else:
+        key = alias, reason
+        state.reads[key] = state.reads.get(key, 0) + 1
+    if reason is not REPLICA:
+        logger.debug("read on %s (%s)", alias, reason)
+    return alias
 
 
 class PrimaryReplicaRouter:
     """Writes and migrations on the primary; reads on a usable replica, else the primary."""
 
-    db_for_read = staticmethod(read_alias)  # (model, **hints) -> alias; also called unbound with self
+    # THE decision itself, called by Django as db_for_read(model, **hints): no frame in between.
+    db_for_read = staticmethod(decide)
 
     def db_for_write(self, model: type[Any], **hints: Any) -> str:
         return note_write()
@@ -28,3 +111,42 @@ class PrimaryReplicaRouter:
         if db in get_config().replicas:
             return False  # replicas get their schema by replication
         return None
+
+
+def _replica(
+    config: Config,
+    state: RoutingState,
+    blocks: Blocks,
+    hints: Mapping[str, Any],
+    exclude: Collection[str],
+    usable: Mapping[str, ReplicaHealth],
+) -> tuple[str, str]:
+    """Among the ``usable`` replicas: the instance's or the scope's if it has replayed what the
+    scope needs (its causal token); else one that has, and has replayed what the scope already
+    saw (monotonic reads), picked by the strategy; else the primary."""
+    cache.snapshot()  # (re)starts the prober if it is not running: its last snapshot ages out
+    need = state.token_lsn
+    if blocks.read_after is not None:
+        need = blocks.read_after if need is None else max(need, blocks.read_after)
+    preferred = _instance_db(hints) if hints else None
+    if preferred not in usable or preferred in exclude:
+        preferred = state.replica
+    health = usable.get(preferred) if preferred is not None and preferred not in exclude else None
+    if health is not None and (need is None or has_replayed(health.replay_lsn, need)):
+        return health.alias, REPLICA
+    fit = [h for alias, h in usable.items() if alias not in exclude and has_replayed(h.replay_lsn, need)]
+    candidates = [h for h in fit if has_replayed(h.replay_lsn, state.seen_lsn)]
+    if not candidates:
+        return config.primary, MONOTONIC if fit else CAUSAL if usable and need is not None else NO_USABLE
+    alias: str = config.strategy.pick(candidates)
+    state.settle()
+    state.replica = alias
+    position = usable[alias].replay_lsn
+    if position is not None and (state.seen_lsn is None or position > state.seen_lsn):
+        state.seen_lsn = position
+    return alias, REPLICA
+
+
+def _instance_db(hints: Mapping[str, Any]) -> str | None:
+    instance = hints.get("instance")
+    return getattr(getattr(instance, "_state", None), "db", None)

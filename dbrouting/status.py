@@ -1,14 +1,13 @@
-"""A measurement of every node now (not the cached state), for ``replica_status`` and the admin.
+"""The status report of ``replica_status`` and the admin page: the health cache's own snapshot.
 
-Nodes are probed in parallel, each with the probe timeout; the health cache's view is reported
-beside the measurement where they differ.
+Nothing here probes or judges a node: the report is the cache's latest (or freshly completed)
+probe round, with the same ``Snapshot.usable`` the router asks, hysteresis included, so the
+command, the page, the gauge and the router cannot disagree. The primary's
+``pg_stat_replication`` is read beside it, for the primary's side of the story.
 """
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,12 +15,12 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from . import probe
-from .assessment import OK, ReplicaHealth, Track, assess
-from .conf import get_config
+from . import lsn, probe
+from .assessment import DOWN, LAGGING, OK, UNKNOWN, ReplicaHealth
+from .conf import Config, get_config
 from .health import cache
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EXIT_OK, EXIT_DEGRADED, EXIT_BROKEN = 0, 1, 2
 
 
@@ -38,7 +37,6 @@ class NodeStatus:
     usable: bool | None = None
     state: str | None = None
     why: str | None = None
-    cache_state: str | None = None  # the health cache's state for this replica, when it differs
 
 
 @dataclass
@@ -60,7 +58,9 @@ def address(alias: str) -> str:
     return f"{settings_dict.get('HOST') or 'localhost'}:{settings_dict.get('PORT') or 5432}"
 
 
-def measure(wait_for_cache: bool = True) -> StatusReport:
+def measure(fresh: bool = True, replication: bool = True) -> StatusReport:
+    """The report; ``fresh`` waits for a probe round begun now, ``replication`` reads the primary's
+    ``pg_stat_replication`` (one connection)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         config = get_config()
@@ -70,63 +70,54 @@ def measure(wait_for_cache: bool = True) -> StatusReport:
     if missing:
         message = f"configuration: unknown database alias {', '.join(missing)} (see manage.py check)"
         return StatusReport(now, config.max_staleness_seconds, errors=[message], exit_code=EXIT_BROKEN)
-    timeout, connect = config.probe_timeout_seconds, config.connect_timeout_seconds
-    if wait_for_cache:
-        cache.wait_for_rounds(1, timeout=connect + 2 * timeout + 1)
-    cached = cache.snapshot()
-    with ThreadPoolExecutor(max_workers=len(config.replicas) + 2) as pool:
-        primary_future = pool.submit(probe.probe_primary, config.primary, connect, timeout)
-        replication_future = pool.submit(probe.replication, config.primary, connect, timeout)
-        futures = {a: pool.submit(probe.probe_replica, a, connect, timeout) for a in config.replicas}
-        pending: list[Future[Any]] = [primary_future, replication_future, *futures.values()]
-        wait_futures(pending, timeout=connect + timeout)
-        started = time.monotonic()
-        primary = (
-            primary_future.result()
-            if primary_future.done()
-            else probe.PrimaryProbe(config.primary, ok=False, duration=timeout, started=started, error="timed out")
-        )
-        report = StatusReport(now, config.max_staleness_seconds)
-        report.nodes.append(
-            NodeStatus(config.primary, address(config.primary), "primary" if primary.ok else "unknown",
-                       reachable=primary.ok, state=OK if primary.ok else "down", why=primary.error)
-        )  # fmt: skip
-        if not primary.ok:
-            report.errors.append(f"{config.primary} (primary) at {address(config.primary)}: {primary.error}")
-            report.exit_code = EXIT_BROKEN
-        if replication_future.done() and replication_future.exception() is None:
-            report.replication = replication_future.result()
-        for alias, future in futures.items():
-            result = (
-                future.result()
-                if future.done()
-                else probe.ReplicaProbe(alias, ok=False, duration=timeout, error="probe timed out")
-            )
-            health = assess(ReplicaHealth(alias), Track(), result, primary, config)
-            report.nodes.append(_replica_status(alias, result, health, cached.get(alias), config))
-    for node in report.nodes[1:]:
+    snapshot = cache.fresh_snapshot(config) if fresh else cache.snapshot()
+    report = StatusReport(now, config.max_staleness_seconds)
+    primary = snapshot.primary
+    primary_ok = primary is not None and primary.ok
+    why = "not probed yet" if primary is None else primary.error
+    report.nodes.append(
+        NodeStatus(config.primary, address(config.primary), "primary" if primary_ok else "unknown",
+                   reachable=primary_ok, state=OK if primary_ok else "down", why=why)
+    )  # fmt: skip
+    if not primary_ok:
+        report.errors.append(f"{config.primary} (primary) at {address(config.primary)}: {why}")
+        report.exit_code = EXIT_BROKEN
+    elif replication:
+        report.replication = _replication(config, report)
+    usable = snapshot.usable(config)
+    for alias in config.replicas:
+        health = snapshot.replicas.get(alias, ReplicaHealth(alias))
+        node = _replica_status(health, alias in usable)
+        report.nodes.append(node)
         if node.state != OK:
-            report.errors.append(f"{node.alias} at {node.address}: {node.state} ({node.why})")
+            report.errors.append(f"{alias} at {node.address}: {node.state} ({node.why})")
             report.exit_code = max(report.exit_code, EXIT_DEGRADED)
     return report
 
 
-def _replica_status(
-    alias: str, result: probe.ReplicaProbe, health: ReplicaHealth, cached: ReplicaHealth | None, config: Any
-) -> NodeStatus:
-    role = "unknown" if not result.ok else ("replica" if result.in_recovery else "promoted")
-    usable = health.usable(config.max_staleness_seconds, config.max_lag_bytes)
-    cache_state = cached.state if cached is not None and cached.state != health.state else None
+def _replication(config: Config, report: StatusReport) -> list[dict[str, Any]]:
+    try:
+        return probe.replication(config)
+    except Exception as exc:  # reported, never raised: the rest of the report stands
+        report.errors.append(f"{config.primary}: pg_stat_replication unreadable: {probe.describe(exc)}")
+        return []
+
+
+def _replica_status(health: ReplicaHealth, usable: bool) -> NodeStatus:
+    reachable = health.state not in (DOWN, UNKNOWN)
+    role = "unknown" if not reachable else ("replica" if health.in_recovery else "promoted")
+    state, why = health.state, health.reason
+    if state == OK and not usable:  # fit at its probe; the snapshot's age says otherwise now
+        state, why = LAGGING, "presumed further behind since its last probe"
     return NodeStatus(
-        alias, address(alias), role, reachable=result.ok, receiving=health.receiving,
-        replay_lsn=probe.format_lsn(result.replay_lsn), lag_bytes=health.lag_bytes,
+        health.alias, address(health.alias), role, reachable=reachable, receiving=health.receiving,
+        replay_lsn=lsn.format(health.replay_lsn), lag_bytes=health.lag_bytes,
         lag_seconds=None if health.lag_seconds is None else round(health.lag_seconds, 3),
-        usable=usable, state=health.state, why=health.reason, cache_state=cache_state,
+        usable=usable, state=state, why=why,
     )  # fmt: skip
 
 
-COLUMNS = ("alias", "address", "role", "reachable", "receiving", "replay_lsn", "lag_bytes", "lag_s", "usable",
-           "why", "cache")  # fmt: skip
+COLUMNS = ("alias", "address", "role", "reachable", "receiving", "replay_lsn", "lag_bytes", "lag_s", "usable", "why")
 
 
 def table_rows(report: StatusReport) -> list[tuple[str, ...]]:
@@ -141,6 +132,6 @@ def table_rows(report: StatusReport) -> list[tuple[str, ...]]:
     for n in report.nodes:
         why = n.why if n.state != OK else ""
         values = (n.alias, n.address, n.role, n.reachable, n.receiving, n.replay_lsn,
-                  n.lag_bytes, n.lag_seconds, n.usable, why or "", n.cache_state or "")  # fmt: skip
+                  n.lag_bytes, n.lag_seconds, n.usable, why or "")  # fmt: skip
         rows.append(tuple(show(v) for v in values))
     return rows

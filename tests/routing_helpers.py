@@ -28,6 +28,30 @@ def served_by() -> str:
     return {p: a for a, p in ports().items()}[port]
 
 
+def decision(**hints: object) -> tuple[str, str]:
+    """Route one read in the current scope: (alias, reason), the reason as the scope counted it."""
+    from dbrouting.context import current_state
+    from dbrouting.router import decide
+
+    before = current_state().tally()
+    alias = decide(**hints)
+    [(key, count)] = [(k, n - before.get(k, 0)) for k, n in current_state().tally().items() if n != before.get(k, 0)]
+    assert key[0] == alias, (key, alias)
+    assert count == 1, key
+    return key
+
+
+def served_by_each(count: int) -> list[str]:
+    """``count`` reads, each in a routing scope of its own (as ``count`` requests would be)."""
+    from dbrouting import routing_scope
+
+    aliases = []
+    for _ in range(count):
+        with routing_scope():
+            aliases.append(served_by())
+    return aliases
+
+
 def pause_replay(cluster: Cluster, alias: str) -> None:
     cluster.psql(cluster.node(alias), "SELECT pg_wal_replay_pause()")
 
@@ -52,19 +76,16 @@ class ReadLoop:
         return self
 
     def _run(self) -> None:
-        from dbrouting import routing_scope
-
         try:
-            with routing_scope():
-                while not self._stop.is_set():
-                    start = time.monotonic()
-                    try:
-                        alias = served_by()
-                        self.served.append((time.monotonic(), alias))
-                    except Exception as exc:
-                        self.errors.append((time.monotonic(), f"{type(exc).__name__}: {exc}"))
-                    self.latencies.append(time.monotonic() - start)
-                    time.sleep(0.002)
+            while not self._stop.is_set():
+                start = time.monotonic()
+                try:
+                    [alias] = served_by_each(1)  # a scope per read, as requests: load spreads
+                    self.served.append((time.monotonic(), alias))
+                except Exception as exc:
+                    self.errors.append((time.monotonic(), f"{type(exc).__name__}: {exc}"))
+                self.latencies.append(time.monotonic() - start)
+                time.sleep(0.002)
         finally:
             for alias in connections:
                 connections[alias].close()

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
 
-from dbrouting.assessment import ReplicaHealth, Track, assess
+from dbrouting.assessment import ReplicaHealth, assess
 from dbrouting.conf import Config
-from dbrouting.probe import PrimaryProbe, ReplicaProbe, parse_lsn
+from dbrouting.probe import PrimaryProbe, ReplicaProbe
+from dbrouting.strategies import RoundRobin
 
 CONFIG = Config(
     replicas=("r",), primary="default", max_staleness_seconds=5.0, max_lag_bytes=1000,
     check_interval_seconds=0.5, connect_timeout_seconds=2, probe_timeout_seconds=1,
-    strategy="dbrouting.strategies.RoundRobin", rejoin_after_checks=2, pin_after_write=True,
-    causal_token_store=None, causal_cookie_name="c", causal_token_max_age_seconds=60, served_by_header=False,
-    metrics_allowed_networks=("127.0.0.1/32",),
+    strategy=RoundRobin(), rejoin_after_checks=2, pin_after_write=True,
+    primary_read_methods=frozenset({"POST"}), token_store=None, causal_cookie_name="c",
+    causal_token_max_age_seconds=60, served_by_header=False, metrics_allowed_networks=("127.0.0.1/32",),
 )  # fmt: skip
+
+
+def fit(health: ReplicaHealth, tolerance: float, max_lag_bytes: int | None = None, **at: float) -> bool:
+    """``usable`` at ``now`` (default: the moment of the probe), with no stall limit unless given."""
+    now = at.get("now", health.measured_at if health.measured_at is not None else time.monotonic())
+    return health.usable(tolerance, max_lag_bytes, at.get("stall_limit", math.inf), now)
 
 
 def primary(lsn: int | None = 1000, ok: bool = True) -> PrimaryProbe:
@@ -32,17 +40,13 @@ def replica(replay: int = 1000, receive: int | None = None, age: float | None = 
 
 
 def run(probes: list[tuple[ReplicaProbe, PrimaryProbe]], config: Config = CONFIG) -> list[ReplicaHealth]:
-    track, health, out = Track(), ReplicaHealth("r"), []
+    """Assess probe after probe, as the health cache does (the primary's last known position too)."""
+    health, position, out = ReplicaHealth("r"), None, []
     for result, prim in probes:
-        health = assess(health, track, result, prim, config)
+        health = assess(health, result, prim, config, position)
+        position = prim.lsn if prim.ok else position
         out.append(health)
     return out
-
-
-def test_parse_lsn() -> None:
-    assert parse_lsn("0/0") == 0
-    assert parse_lsn("16/B374D848") == (0x16 << 32) + 0xB374D848
-    assert parse_lsn(None) is None
 
 
 def test_idle_primary__a_caught_up_replica_has_zero_lag_however_old_its_last_replay() -> None:
@@ -50,7 +54,7 @@ def test_idle_primary__a_caught_up_replica_has_zero_lag_however_old_its_last_rep
     assert health.lag_seconds == 0.0
     assert health.lag_bytes == 0
     assert health.state == "ok"
-    assert health.usable(0.0, None)
+    assert fit(health, 0.0, None)
 
 
 def test_behind__lag_is_the_tighter_of_replay_age_and_time_since_caught_up() -> None:
@@ -67,8 +71,8 @@ def test_behind_with_no_history__uses_the_replay_age() -> None:
     [health] = run([(replica(replay=1000, age=7.5), primary(lsn=1200))])
     assert health.lag_seconds == 7.5
     assert health.state == "lagging"
-    assert not health.usable(5.0, None)
-    assert health.usable(10.0, None)
+    assert not fit(health, 5.0, None)
+    assert fit(health, 10.0, None)
 
 
 def test_hysteresis__leaves_at_the_first_bad_probe_and_rejoins_after_two_good_ones() -> None:
@@ -81,20 +85,20 @@ def test_hysteresis__leaves_at_the_first_bad_probe_and_rejoins_after_two_good_on
 def test_hysteresis__lag_window_keeps_a_replica_out_for_two_probes_after_catching_up() -> None:
     lagging = (replica(replay=1000, age=60.0), primary(lsn=2000))
     caught_up = (replica(replay=2000), primary(lsn=2000))
-    usable = [h.usable(5.0, None) for h in run([lagging, caught_up, caught_up, caught_up])]
+    usable = [fit(h, 5.0, None) for h in run([lagging, caught_up, caught_up, caught_up])]
     assert usable == [False, False, True, True]
 
 
 def test_promoted_replica__is_not_usable() -> None:
     [health] = run([(replica(in_recovery=False), primary())])
     assert health.state == "promoted"
-    assert not health.usable(1e9, None)
+    assert not fit(health, 1e9, None)
 
 
 def test_not_streaming__behind_the_primary_past_the_tolerance_is_not_usable() -> None:
     [health] = run([(replica(replay=1000, age=60.0, wal_receiver_status=None), primary(lsn=2000))])
     assert health.state == "not_streaming"
-    assert not health.usable(1e9, None)
+    assert not fit(health, 1e9, None)
 
 
 def test_not_streaming__a_receiver_that_just_stopped_keeps_serving_within_the_tolerance() -> None:
@@ -103,7 +107,7 @@ def test_not_streaming__a_receiver_that_just_stopped_keeps_serving_within_the_to
     stopped = (replica(replay=5000, age=0.5, wal_receiver_status="waiting"), primary(lsn=5100))
     health = run([streaming, stopped])[-1]
     assert health.state == "ok"
-    assert health.usable(5.0, None)
+    assert fit(health, 5.0, None)
     assert health.receiving is False
 
 
@@ -112,11 +116,11 @@ def test_primary_probe_failed__lag_is_not_zero_and_grows_from_the_last_known_pos
     seen = run([(replica(replay=3000), primary(lsn=3000)), (replica(replay=3000, age=3600.0), primary(ok=False))])
     assert seen[0].lag_seconds == 0.0
     assert seen[1].lag_seconds is not None
-    assert seen[1].lag_seconds > 0.0
+    assert 0.0 < seen[1].lag_seconds < 1.0  # the time since it was seen caught up, not the hour
     assert seen[1].primary_lsn is None
-    time.sleep(0.05)
-    later = run([(replica(replay=3000), primary(lsn=3000)), (replica(replay=3000, age=3600.0), primary(ok=False))])
-    assert later[1].lag_seconds is not None
+    assert seen[1].lag_bytes == 0  # against the last known position, 3000
+    behind = run([(replica(replay=3000), primary(lsn=3500)), (replica(replay=3000, age=2.0), primary(ok=False))])
+    assert behind[1].lag_bytes == 500
 
 
 def test_primary_unreachable__a_replica_not_receiving_serves_only_within_the_tolerance() -> None:
@@ -129,10 +133,10 @@ def test_primary_unreachable__a_replica_not_receiving_serves_only_within_the_tol
     assert health.lag_seconds is not None
     assert 0 < health.lag_seconds < 1
     assert health.measured_at is not None
-    assert health.usable(5.0, None, now=health.measured_at + 1)
-    assert not health.usable(5.0, None, now=health.measured_at + 6)
+    assert fit(health, 5.0, None, now=health.measured_at + 1)
+    assert not fit(health, 5.0, None, now=health.measured_at + 6)
     # Never seen caught up: only the replay age bounds it, an hour here.
-    assert not run([cut_off])[-1].usable(5.0, None)
+    assert not fit(run([cut_off])[-1], 5.0, None)
 
 
 def test_foreign_server__a_standby_of_another_cluster_is_not_usable() -> None:
@@ -140,7 +144,7 @@ def test_foreign_server__a_standby_of_another_cluster_is_not_usable() -> None:
     rep = replica(replay=10, system_identifier=2)
     [health] = run([(rep, prim)])
     assert health.state == "foreign"
-    assert not health.usable(1e9, None)
+    assert not fit(health, 1e9, None)
 
 
 def test_clock_skew__a_slow_replica_clock_does_not_hide_its_lag() -> None:
@@ -164,14 +168,14 @@ def test_usable__counts_the_snapshot_age_for_a_replica_that_was_behind() -> None
     [behind] = run([(replica(replay=1000, age=4.0), primary(lsn=1200))])
     [caught_up] = run([(replica(replay=1200), primary(lsn=1200))])
     later = (behind.measured_at or 0) + 2.0
-    assert behind.usable(5.0, None, now=(behind.measured_at or 0) + 0.5)
-    assert not behind.usable(5.0, None, now=later)  # 4 s then, 6 s now
-    assert caught_up.usable(5.0, None, now=later)
-    assert not caught_up.usable(5.0, None, now=later + 60, max_age=10)  # the prober stalled
+    assert fit(behind, 5.0, None, now=(behind.measured_at or 0) + 0.5)
+    assert not fit(behind, 5.0, None, now=later)  # 4 s then, 6 s now
+    assert fit(caught_up, 5.0, None, now=later)
+    assert not fit(caught_up, 5.0, None, now=later + 60, stall_limit=10)  # the prober stalled
 
 
 @pytest.mark.parametrize("max_lag_bytes", [None, 10_000])
 def test_max_lag_bytes__limits_only_when_set(max_lag_bytes: int | None) -> None:
     [health] = run([(replica(replay=1000, age=0.1), primary(lsn=6000))])
-    assert health.usable(5.0, max_lag_bytes)
-    assert not health.usable(5.0, 100)
+    assert fit(health, 5.0, max_lag_bytes)
+    assert not fit(health, 5.0, 100)

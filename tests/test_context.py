@@ -8,7 +8,15 @@ import pytest
 from asgiref.sync import async_to_sync, markcoroutinefunction
 
 from dbrouting import max_staleness, use_primary
-from dbrouting.context import is_forced, staleness_override
+from dbrouting.context import blocks_var
+
+
+def is_forced() -> bool:
+    return blocks_var.get().forced > 0
+
+
+def staleness_override() -> float | None:
+    return blocks_var.get().staleness
 
 
 def test_one_instance_reused_nested_restores_the_outer_value() -> None:

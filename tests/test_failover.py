@@ -8,8 +8,6 @@ from pgcluster import Cluster
 
 from dbrouting import replica_health
 from dbrouting.backends.postgresql.base import DatabaseWrapper
-from dbrouting.context import current_state
-from dbrouting.routing import _statement_writes
 from gists.models import Gist
 
 from .conftest import usable, wait_until
@@ -56,28 +54,3 @@ def test_primary_on_the_failover_engine__raises_instead_of_recursing() -> None:
         wrapper.cursor()
 
 
-@pytest.mark.parametrize(
-    ("sql", "writes"),
-    [
-        ("INSERT INTO t VALUES (1)", True),
-        ("  update t set a = 1", True),
-        ("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", True),
-        ("TRUNCATE t", True),
-        ("SELECT 1", False),
-        ("SELECT * FROM t FOR UPDATE", False),
-        ("WITH x AS (SELECT 1) SELECT * FROM x", False),
-        ("", False),
-    ],
-)
-def test_statement_classification(sql: str, writes: bool) -> None:
-    assert _statement_writes(sql) is writes
-
-
-def test_raw_sql_write_on_the_primary__pins_the_scope() -> None:
-    assert not current_state().pinned
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT 1")
-        assert not current_state().pinned
-        cursor.execute("CREATE TEMP TABLE pin_me (v int)")
-    assert current_state().pinned
-    assert current_state().wrote

@@ -17,8 +17,8 @@ from django.test import Client, override_settings
 from pgcluster import Cluster
 from prometheus_client import REGISTRY
 
+from dbrouting import routing_scope
 from dbrouting.health import cache
-from dbrouting.metrics import flush_reads
 from gists.models import Gist
 
 from .chaos_harness import database_url, gunicorn
@@ -31,7 +31,6 @@ pytestmark = pytest.mark.usefixtures("warm_health")
 
 
 def sample(name: str, **labels: str) -> float:
-    flush_reads()  # reads are folded into the counter once per probe round; now, for the test
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
@@ -42,12 +41,14 @@ def test_reads_total__counts_each_read_by_alias_and_reason() -> None:
     gist = make_gist()
     before = {a: sample("dbrouting_reads_total", alias=a, reason="replica") for a in ("replica1", "replica2")}
     forced = sample("dbrouting_reads_total", alias="default", reason="forced")
-    for _ in range(6):
-        Gist.objects.filter(pk=gist.pk).exists()
     from dbrouting import use_primary
 
-    with use_primary():
-        Gist.objects.filter(pk=gist.pk).exists()
+    with routing_scope():  # a scope's reads are counted when it ends
+        for _ in range(6):
+            Gist.objects.filter(pk=gist.pk).exists()
+        with use_primary():
+            Gist.objects.filter(pk=gist.pk).exists()
+        assert sample("dbrouting_reads_total", alias="default", reason="forced") == forced
     after = {a: sample("dbrouting_reads_total", alias=a, reason="replica") for a in ("replica1", "replica2")}
     assert sum(after.values()) - sum(before.values()) == 6
     assert sample("dbrouting_reads_total", alias="default", reason="forced") - forced == 1
@@ -63,13 +64,15 @@ def test_gauges_and_probe_metrics__move_with_the_health_cache() -> None:
 
 
 def test_lag_gauges__of_a_replica_that_cannot_be_measured_are_infinite_not_its_last_value() -> None:
-    from dbrouting.assessment import DOWN, ReplicaHealth
-    from dbrouting.metrics import observe_round
+    from dbrouting.assessment import DOWN, ReplicaHealth, Snapshot
+    from dbrouting.conf import get_config
+    from dbrouting.metrics import observe_snapshot
 
     caught_up = ReplicaHealth("gauge-test", lag_seconds=0.0, lag_bytes=0)
-    observe_round({"gauge-test": caught_up}, {}, 5.0, None)
+    observe_snapshot(Snapshot({"gauge-test": caught_up}), get_config())
     assert sample("dbrouting_replica_lag_seconds", alias="gauge-test") == 0.0
-    observe_round({"gauge-test": ReplicaHealth("gauge-test", state=DOWN, reason="refused")}, {}, 5.0, None)
+    down = ReplicaHealth("gauge-test", state=DOWN, reason="refused")
+    observe_snapshot(Snapshot({"gauge-test": down}), get_config())
     for name in ("dbrouting_replica_lag_seconds", "dbrouting_replica_lag_bytes"):
         assert REGISTRY.get_sample_value(name, {"alias": "gauge-test"}) == math.inf, name
     assert sample("dbrouting_replica_usable", alias="gauge-test") == 0.0
@@ -89,11 +92,13 @@ def test_fallbacks_total__counts_a_failover(cluster: Cluster) -> None:
 def test_django_prometheus__counts_queries_per_alias() -> None:
     make_gist()
     for _ in range(2):  # open both replica connections first: opening runs set-up queries
-        Gist.objects.exists()
+        with routing_scope():
+            Gist.objects.exists()
     name = "django_db_execute_total"
     before = {a: sample(name, alias=a, vendor="postgresql") for a in ("default", "replica1", "replica2")}
     for _ in range(4):
-        Gist.objects.exists()
+        with routing_scope():  # a scope per read, as requests: round-robin across scopes
+            Gist.objects.exists()
     after = {a: sample(name, alias=a, vendor="postgresql") for a in before}
     assert after["replica1"] - before["replica1"] == 2
     assert after["replica2"] - before["replica2"] == 2

@@ -38,9 +38,10 @@ def test_healthy__table_and_exit_code_0() -> None:
     lines = proc.stdout.splitlines()
     header = lines[1].split()
     assert header == ["alias", "address", "role", "reachable", "receiving", "replay_lsn", "lag_bytes", "lag_s",
-                      "usable", "why", "cache"]  # fmt: skip
+                      "usable", "why"]  # fmt: skip
     rows = {line.split()[0]: line.split() for line in lines[2:5]}
-    assert rows["default"][1:4] == ["127.0.0.1:25432", "primary", "yes"] or rows["default"][2] == "primary"
+    primary = connections["default"].settings_dict
+    assert rows["default"][1:4] == [f"{primary['HOST']}:{primary['PORT']}", "primary", "yes"]
     for alias in ("replica1", "replica2"):
         assert rows[alias][2:5] == ["replica", "yes", "yes"]
         assert rows[alias][8] == "yes"
@@ -54,14 +55,14 @@ def test_healthy__json_schema() -> None:
     proc = status("--json")
     assert proc.returncode == 0
     report = json.loads(proc.stdout)
-    assert report["schema"] == 1
+    assert report["schema"] == 2
     assert report["exit_code"] == 0
     assert report["errors"] == []
     assert set(report) == {"schema", "checked_at", "max_staleness_seconds", "nodes", "replication", "errors",
                            "exit_code"}  # fmt: skip
     node = nodes(proc)["replica1"]
     assert set(node) == {"alias", "address", "role", "reachable", "receiving", "replay_lsn", "lag_bytes",
-                         "lag_seconds", "usable", "state", "why", "cache_state"}  # fmt: skip
+                         "lag_seconds", "usable", "state", "why"}  # fmt: skip
     assert node["role"] == "replica"
     assert node["usable"] is True
     assert [r["application_name"] for r in report["replication"]] == ["replica1", "replica2"]

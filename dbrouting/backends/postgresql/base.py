@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
@@ -26,7 +25,7 @@ from dbrouting.conf import get_config
 from dbrouting.exceptions import ReplicaMarkedDown
 from dbrouting.health import cache
 from dbrouting.probe import describe
-from dbrouting.routing import choose_read
+from dbrouting.router import decide
 
 logger = logging.getLogger("dbrouting")
 
@@ -39,6 +38,9 @@ class FailoverMixin:
 
     Only aliases listed in ``DBROUTING['REPLICAS']`` fall back; on any other alias (the primary
     included) this engine behaves as Django's.
+
+    ``_cursor`` and ``_close`` are Django's private API (checked against Django 5.2): no public
+    hook sees a connection fail before the query is retried, or closes with the wrapper.
     """
 
     alias: str
@@ -51,7 +53,7 @@ class FailoverMixin:
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()  # type: ignore[misc]
         if self._is_replica():
-            params["connect_timeout"] = max(2, math.ceil(get_config().connect_timeout_seconds))
+            params["connect_timeout"] = get_config().connect_timeout
         return params
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
@@ -91,7 +93,7 @@ class FailoverMixin:
     # -- failure handling --------------------------------------------------------------
 
     def _known_down(self) -> bool:
-        health = cache.snapshot().get(self.alias)
+        health = cache.snapshot().replicas.get(self.alias)
         return health is not None and health.state == DOWN
 
     def is_connection_failure(self, exc: BaseException) -> bool:
@@ -110,7 +112,7 @@ class FailoverMixin:
         cache.mark_down(self.alias, reason)
         with contextlib.suppress(Exception):
             self.close()  # type: ignore[attr-defined]
-        alias, _ = choose_read(exclude={self.alias})
+        alias = decide(exclude={self.alias})
         logger.info("read on %s failed over to %s (%s)", self.alias, alias, reason)
         return connections[alias]
 

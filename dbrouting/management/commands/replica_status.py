@@ -1,4 +1,4 @@
-"""``manage.py replica_status``: every node measured now, as a table or JSON.
+"""``manage.py replica_status``: every node after a fresh probe round, as a table or JSON.
 
 Exit codes: 0 all healthy; 1 a replica lagging, down, promoted or not streaming; 2 the primary
 unreachable or the configuration wrong. Problems go to stderr, one line each.
@@ -17,7 +17,7 @@ from dbrouting.status import COLUMNS, StatusReport, measure, table_rows
 
 
 class Command(BaseCommand):
-    help = "Measure the primary and every replica now: reachability, WAL receipt, replay position and lag."
+    help = "Probe the primary and every replica now: reachability, WAL receipt, replay position, lag, usable."
     requires_system_checks: list[str] = []  # report a broken configuration ourselves, with exit code 2
 
     def add_arguments(self, parser: CommandParser) -> None:
