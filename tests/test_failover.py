@@ -52,5 +52,3 @@ def test_primary_on_the_failover_engine__raises_instead_of_recursing() -> None:
     wrapper = DatabaseWrapper(dead, alias="default")
     with pytest.raises(OperationalError):
         wrapper.cursor()
-
-

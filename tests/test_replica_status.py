@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -11,10 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
+from django.test import override_settings
 from pgcluster import Cluster
+from prometheus_client import REGISTRY
 
 from .conftest import usable, wait_for_replicas, wait_until
+from .routing_helpers import pause_replay, served_by_each
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -144,3 +150,63 @@ def test_watch__refreshes_until_interrupted() -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     assert seen == 3
+
+
+# -- one verdict: the router, the gauge and the command agree ---------------------------------
+
+
+def in_process_status() -> dict[str, dict]:
+    """``replica_status --json`` in this process: the same health cache as the router's."""
+    out = io.StringIO()
+    with contextlib.suppress(SystemExit):
+        call_command("replica_status", "--json", stdout=out, stderr=io.StringIO())
+    return {n["alias"]: n for n in json.loads(out.getvalue())["nodes"]}
+
+
+def verdicts() -> dict[str, tuple[str, bool, bool, bool]]:
+    """Per replica: (state, usable by the command, usable by the gauge, served by the router)."""
+    nodes = in_process_status()
+    routed = set(served_by_each(8))
+    gauge = {a: REGISTRY.get_sample_value("dbrouting_replica_usable", {"alias": a}) == 1.0 for a in nodes}
+    return {a: (nodes[a]["state"], nodes[a]["usable"], gauge[a], a in routed) for a in ("replica1", "replica2")}
+
+
+def agree(state: str, alias: str = "replica1") -> bool:
+    """``alias`` is in ``state`` and the command, the gauge and the router give one verdict (the
+    asserts after each wait check that verdict in a state that lasts)."""
+    found = verdicts()[alias]
+    return found[0] == state and found[1] == found[2] == found[3]
+
+
+AGREE = {
+    "CHECK_INTERVAL_SECONDS": 0.2,
+    "MAX_STALENESS_SECONDS": 1.0,
+    "REJOIN_AFTER_CHECKS": 25,
+    "SERVED_BY_HEADER": True,
+}
+
+
+@pytest.mark.cluster
+@override_settings(DBROUTING=AGREE)
+def test_router_gauge_and_command__agree_in_every_state(replay_control: Cluster) -> None:
+    from .factories import make_gist
+
+    make_gist()
+    wait_until(lambda: agree("ok") and agree("ok", "replica2"), what="both ok, all agreeing")
+    assert verdicts()["replica1"] == ("ok", True, True, True)
+    pause_replay(replay_control, "replica1")
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE agree_wal AS SELECT 1 AS v")  # WAL the paused replica lacks
+    wait_until(lambda: agree("lagging"), timeout=30, what="replica1 lagging, all agreeing")
+    assert verdicts()["replica1"] == ("lagging", False, False, False)
+    replay_control.psql(replay_control.node("replica1"), "SELECT pg_wal_replay_resume()")
+    replay_control.stop("replica1", mode="immediate")
+    try:
+        wait_until(lambda: agree("down"), timeout=30, what="replica1 down, all agreeing")
+        assert verdicts()["replica1"] == ("down", False, False, False)
+    finally:
+        replay_control.start("replica1")
+    wait_until(lambda: agree("rejoining"), timeout=30, what="replica1 rejoining, all agreeing")
+    assert verdicts()["replica1"] == ("rejoining", False, False, False)
+    assert verdicts()["replica2"] == ("ok", True, True, True)
+    wait_until(lambda: agree("ok"), timeout=30, what="replica1 back, all agreeing")

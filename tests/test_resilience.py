@@ -68,7 +68,7 @@ def test_replica_of_another_cluster__is_refused_and_logged(
         cache.wait_for_rounds(2)
         assert replica_health()["stranger"].state == "foreign"
         assert "stranger" not in {served_by() for _ in range(9)}
-    assert any("not a standby of the primary" in r.getMessage() for r in caplog.records)
+    assert any("stranger is foreign (not a standby of this primary" in r.getMessage() for r in caplog.records)
 
 
 def test_replica_unreachable__reads_go_elsewhere_and_it_is_logged_once(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
 
 import pytest
 from django.db import connections, transaction
@@ -12,12 +16,15 @@ from django.test import override_settings
 from pgcluster import Cluster
 
 from dbrouting import max_staleness, replica_health, routing_scope, use_primary
+from dbrouting.context import current_state, read_after_lsn
 from dbrouting.health import cache
+from dbrouting.router import decide
+from dbrouting.writes import note_write
 from gists.models import Gist
 
 from .conftest import usable, wait_for_replicas, wait_until
 from .factories import make_gist
-from .routing_helpers import ReadLoop, pause_replay, resume_replay, served_by, served_by_each
+from .routing_helpers import ReadLoop, decision, pause_replay, resume_replay, served_by, served_by_each
 
 pytestmark = pytest.mark.usefixtures("warm_health")
 
@@ -206,3 +213,110 @@ def test_promoted_replica__gets_no_reads_then_rejoins_once_rebuilt(cluster: Clus
     wait_for_replicas(["replica2"])
     wait_until(lambda: usable("replica2"), what="rebuilt replica2 usable")
     assert set(served_by_each(6)) == {"replica1", "replica2"}
+
+
+# -- the decision, reason by reason -----------------------------------------------------------
+
+
+def test_scope__every_read_of_one_scope_is_served_by_one_replica_as_the_servers_see_it() -> None:
+    with routing_scope():
+        served = {served_by() for _ in range(20)}
+    assert len(served) == 1
+    assert served <= {"replica1", "replica2"}
+
+
+@pytest.mark.parametrize(
+    ("block", "reason"),
+    [
+        (use_primary, "forced"),
+        (lambda: transaction.atomic(using="default"), "atomic"),
+        (lambda: read_after_lsn(2**62), "causal"),  # no replica has replayed that far
+        (lambda: max_staleness(3600), "replica"),
+        (nullcontext, "replica"),
+    ],
+)
+def test_decision__each_block_gives_its_reason(block: Callable[[], Any], reason: str) -> None:
+    with block():
+        alias, why = decision()
+    assert why == reason
+    assert (alias == "default") is (reason != "replica")
+    assert decision()[1] == "replica"  # the block is over
+
+
+def test_decision__a_pinned_scope_an_unsafe_request_and_a_primary_instance_read_the_primary(one_gist: Gist) -> None:
+    with routing_scope():
+        note_write()
+        assert decision() == ("default", "pinned")
+    with routing_scope():
+        current_state().primary_reads = True
+        assert decision() == ("default", "unsafe_method")
+    on_primary = Gist.objects.using("default").get(pk=one_gist.pk)
+    assert decision(instance=on_primary) == ("default", "instance")
+    with routing_scope():
+        on_replica = Gist.objects.get(pk=one_gist.pk)
+        assert on_replica._state.db.startswith("replica")
+        with routing_scope():  # another scope, which has a replica of its own by now
+            served_by()
+            assert decision(instance=on_replica) == (on_replica._state.db, "replica")
+
+
+def test_decision__follows_a_settings_change_at_once() -> None:
+    assert decision()[1] == "replica"
+    with override_settings(DBROUTING={"REPLICAS": []}):
+        assert decision() == ("default", "no_replicas")
+    assert decision()[1] == "replica"
+
+
+def test_decision__a_write_in_a_copy_of_the_context_pins_the_original() -> None:
+    """Outside any routing scope, as in a task runner: the first read makes the routing state,
+    so a write in a copied context (a task, a sync_to_async thread) pins it for everyone."""
+
+    def scenario() -> list[str]:
+        first = decide()
+        contextvars.copy_context().run(note_write)
+        return [first, decide()]
+
+    first, after_write = contextvars.Context().run(scenario)
+    assert first.startswith("replica")
+    assert after_write == "default"
+
+
+@override_settings(DBROUTING=TIGHT)
+def test_scope__a_replica_that_leaves_is_replaced_only_by_one_that_has_replayed_as_far(
+    replay_control: Cluster,
+) -> None:
+    """Monotonic reads: the scope saw replica1 at some position; replica2, paused behind it but
+    within the tolerance, must not serve the scope when replica1 goes away."""
+    wait_until(lambda: usable("replica1") and usable("replica2"))
+    with max_staleness(3600):  # replica2 stays within the tolerance while paused
+        pause_replay(replay_control, "replica2")
+        make_gist_on_primary()
+        wait_for_replicas(["replica1"])
+        wait_until(
+            lambda: (replica_health()["replica1"].replay_lsn or 0) > (replica_health()["replica2"].replay_lsn or 0)
+        )
+        with routing_scope():
+            current_state().replica = None
+            while served_by() != "replica1":  # a scope that reads replica1, caught up
+                current_state().replica = None
+                current_state().seen_lsn = None
+            cache.mark_down("replica1", "test: gone mid-scope")
+            assert decision() == ("default", "monotonic")
+            assert served_by() == "default"
+        with routing_scope():  # a new scope has no such past: replica2 serves it
+            cache.mark_down("replica1", "test: still gone")
+            assert served_by() == "replica2"
+
+
+@override_settings(DBROUTING={**TIGHT, "PROBE_TIMEOUT_SECONDS": 1.0})
+def test_stalled_prober__reads_leave_the_replicas_once_the_snapshot_is_too_old(monkeypatch: pytest.MonkeyPatch) -> None:
+    wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas usable")
+    assert served_by_each(1)[0].startswith("replica")
+    monkeypatch.setattr(cache, "refresh", lambda: cache.latest)  # the prober runs but learns nothing
+    stalled = time.monotonic()
+    wait_until(lambda: served_by_each(1) == ["default"], timeout=10, what="reads on the primary")
+    left_after = time.monotonic() - stalled
+    stall_limit = 3 * 0.2 + 2 * 1.0
+    assert left_after <= stall_limit + 1.5, left_after  # a probe round or two of slack on a busy machine
+    monkeypatch.undo()
+    wait_until(lambda: served_by_each(1)[0].startswith("replica"), what="reads on the replicas again")

@@ -1,0 +1,94 @@
+"""The SQL that measures a node, and the prober's kept connections, on the real cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from dbrouting import probe
+from dbrouting.conf import get_config
+from dbrouting.probe_connections import ProbeConnections
+
+from .conftest import node_query
+
+pytestmark = pytest.mark.usefixtures("live_db")
+
+
+@pytest.fixture
+def kept() -> ProbeConnections:
+    connections = ProbeConnections()
+    yield connections  # type: ignore[misc]
+    connections.close_all()
+
+
+def test_connection_params__libpq_only_with_our_timeouts_and_name() -> None:
+    params = probe.connection_params("replica1", 3, 0.25)
+    assert params["connect_timeout"] == 3
+    assert params["application_name"] == "dbrouting-probe"
+    assert "statement_timeout=250" in params["options"]
+    assert not {"context", "cursor_factory", "prepare_threshold"} & set(params)
+    assert get_config().connect_timeout == 2  # CONNECT_TIMEOUT_SECONDS 2.0: libpq's whole seconds
+
+
+def test_probe_replica__reads_its_position_and_cluster(kept: ProbeConnections) -> None:
+    result = probe.probe_replica("replica1", get_config(), kept)
+    assert result.ok, result.error
+    assert result.in_recovery is True
+    assert result.wal_receiver_status == "streaming"
+    expected = node_query("replica1", "SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn")
+    assert result.replay_lsn is not None
+    assert int(expected) <= result.replay_lsn  # type: ignore[call-overload]
+    primary = probe.probe_primary("default", get_config(), kept)
+    assert primary.ok, primary.error
+    assert primary.lsn is not None
+    assert primary.lsn >= result.replay_lsn
+    assert result.system_identifier == primary.system_identifier is not None
+
+
+def test_probe_primary__a_standby_is_not_a_primary(kept: ProbeConnections) -> None:
+    result = probe.probe_primary("replica2", get_config(), kept)
+    assert not result.ok
+    assert result.error == "the primary is in recovery"
+
+
+def test_kept_connections__one_session_per_node_between_probes(kept: ProbeConnections) -> None:
+    config = get_config()
+    pid = "SELECT pg_backend_pid()"
+    connect = lambda: psycopg.connect(autocommit=True, **probe.connection_params("replica1", 2, 5))  # noqa: E731
+    first = kept.query("replica1", pid, connect)
+    for _ in range(3):
+        assert probe.probe_replica("replica1", config, kept).ok
+    assert kept.query("replica1", pid, connect) == first
+
+
+def test_kept_connections__abort_cuts_a_hung_query_at_once(kept: ProbeConnections) -> None:
+    connect = lambda: psycopg.connect(autocommit=True, **probe.connection_params("replica1", 2, 30))  # noqa: E731
+    outcome: list[BaseException] = []
+
+    def hang() -> None:
+        try:
+            kept.query("replica1", "SELECT pg_sleep(20)", connect)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=hang)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while "replica1" not in kept._busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    kept.abort("replica1")
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 2
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], psycopg.OperationalError)
+
+
+def test_describe__one_short_line() -> None:
+    assert probe.describe(ValueError("first line\nsecond line")) == "first line"
+    assert probe.describe(ValueError("")) == "ValueError"
+    assert len(probe.describe(ValueError("x" * 500))) == 200
