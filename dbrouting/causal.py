@@ -25,7 +25,7 @@ from django.db import connections
 
 from . import lsn
 from .conf import get_config
-from .context import use_primary
+from .context import read_after_lsn, use_primary
 from .exceptions import InvalidToken
 from .health import cache
 
@@ -65,6 +65,17 @@ def capture() -> CausalToken:
         cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         (text,) = cursor.fetchone()
     return CausalToken(lsn.parse(text) or 0, int(time.time() * 1000))
+
+
+def causal_token() -> str:
+    """A token for reads that must see every write committed so far (pass it to a task)."""
+    return capture().encode()
+
+
+def read_after(token: str | None) -> read_after_lsn:
+    """Context manager and decorator: reads in the block see the writes ``token`` covers
+    (``None``: no constraint; a malformed token raises ``InvalidToken``, a ``ValueError``)."""
+    return read_after_lsn(None if token is None else CausalToken.decode(token).lsn)
 
 
 def is_foreign(token: CausalToken) -> bool:

@@ -28,14 +28,14 @@ def _config() -> Config | None:
         return None
 
 
-def _replicas() -> Iterator[tuple[str, dict[str, Any], Config]]:
-    """(alias, settings, config) of every replica that is in DATABASES and uses PostgreSQL."""
+def _replicas(postgresql_only: bool = True) -> Iterator[tuple[str, dict[str, Any] | None, Config]]:
+    """(alias, its DATABASES entry or None, config) of each replica (on PostgreSQL, by default)."""
     config = _config()
     if config is None or config.primary not in settings.DATABASES:
         return
     for alias in config.replicas:
         db = settings.DATABASES.get(alias)
-        if db is not None and "postgresql" in str(db.get("ENGINE", "")):
+        if not postgresql_only or (db is not None and "postgresql" in str(db.get("ENGINE", ""))):
             yield alias, db, config
 
 
@@ -59,49 +59,38 @@ def check_primary(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return [Error(message, hint="Name the alias that takes writes, usually 'default'.", id="dbrouting.E005")]
 
 
-def _router_installed() -> bool:
+@register(Tags.database)
+def check_router(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    config = _config()
+    if config is None or not config.replicas:
+        return []
     for entry in settings.DATABASE_ROUTERS:
         try:
             cls = import_string(entry) if isinstance(entry, str) else type(entry)
         except ImportError:
             continue
         if isinstance(cls, type) and issubclass(cls, PrimaryReplicaRouter):
-            return True
-    return False
-
-
-@register(Tags.database)
-def check_router(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    config = _config()
-    if config is None or not config.replicas or _router_installed():
-        return []
+            return []
     message = f"Replicas are configured but {ROUTER} is not in DATABASE_ROUTERS."
     return [Error(message, hint=f'Add DATABASE_ROUTERS = ["{ROUTER}"].', id="dbrouting.E001")]
 
 
 @register(Tags.database)
 def check_replica_aliases(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    config = _config()
-    if config is None:
-        return []
     return [
         Error(f"DBROUTING['REPLICAS'] names {alias!r}, which is not in DATABASES.",
               hint=f"Known aliases: {', '.join(settings.DATABASES)}.", id="dbrouting.E002")
-        for alias in config.replicas
-        if alias not in settings.DATABASES
+        for alias, db, _ in _replicas(postgresql_only=False) if db is None
     ]  # fmt: skip
 
 
 @register(Tags.database)
 def check_replica_engines(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    config = _config()
-    if config is None:
-        return []
     return [
         Error(f"Replica {alias!r} does not use a PostgreSQL engine.", hint=f"Set its ENGINE to {BACKEND!r}.",
               id="dbrouting.E003")
-        for alias in config.replicas
-        if alias in settings.DATABASES and "postgresql" not in str(settings.DATABASES[alias].get("ENGINE", ""))
+        for alias, db, _ in _replicas(postgresql_only=False)
+        if db is not None and "postgresql" not in str(db.get("ENGINE", ""))
     ]  # fmt: skip
 
 
@@ -115,17 +104,17 @@ def check_replica_is_not_primary(app_configs: Any = None, **kwargs: Any) -> list
         Error(f"Replica {alias!r} points at the primary's server and database.",
               hint="Give it the replica's host or port, or remove it from REPLICAS.", id="dbrouting.E004")
         for alias, db, config in _replicas()
-        if alias == config.primary or _server(db) == _server(settings.DATABASES[config.primary])
+        if alias == config.primary or _server(db or {}) == _server(settings.DATABASES[config.primary])
     ]  # fmt: skip
 
 
 @register(Tags.database)
 def check_failover_engine(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return [
-        Warning(f"Replica {alias!r} uses {db.get('ENGINE')!r}: a failing replica will raise errors instead of "
-                "falling back to another node.", hint=f"Set its ENGINE to {BACKEND!r}.", id="dbrouting.W001")
-        for alias, db, _ in _replicas()
-        if db.get("ENGINE") not in BACKENDS
+        Warning(f"Replica {alias!r} uses {(db or {}).get('ENGINE')!r}: a failing replica will raise errors "
+                "instead of falling back to another node.", hint=f"Set its ENGINE to {BACKEND!r}.",
+                id="dbrouting.W001")
+        for alias, db, _ in _replicas() if (db or {}).get("ENGINE") not in BACKENDS
     ]  # fmt: skip
 
 
@@ -135,8 +124,7 @@ def check_test_mirror(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         Warning(f"Replica {alias!r} has TEST['MIRROR']: tests would read the primary through it and never "
                 "exercise replication.", hint="Remove MIRROR; point TEST['NAME'] at the primary's test database.",
                 id="dbrouting.W002")
-        for alias, db, _ in _replicas()
-        if (db.get("TEST") or {}).get("MIRROR")
+        for alias, db, _ in _replicas() if ((db or {}).get("TEST") or {}).get("MIRROR")
     ]  # fmt: skip
 
 
@@ -146,14 +134,12 @@ def _test_name(db: dict[str, Any]) -> str:
 
 @register(Tags.database)
 def check_test_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    messages: list[CheckMessage] = []
-    for alias, db, config in _replicas():
-        primary_test = _test_name(settings.DATABASES[config.primary])
-        if (db.get("TEST") or {}).get("MIRROR") or _test_name(db) == primary_test:
-            continue
-        messages.append(
-            Warning(f"Replica {alias!r} would read test database {_test_name(db)!r}, not the primary's "
-                    f"{primary_test!r}, which replication brings to it.",
-                    hint=f"Set DATABASES[{alias!r}]['TEST'] = {{'NAME': {primary_test!r}}}.", id="dbrouting.W003")
-        )  # fmt: skip
-    return messages
+    config = _config()
+    want = _test_name(settings.DATABASES[config.primary]) if config and config.primary in settings.DATABASES else ""
+    return [
+        Warning(f"Replica {alias!r} would read test database {_test_name(db)!r}, not the primary's {want!r}, "
+                "which replication brings to it.", hint=f"Set DATABASES[{alias!r}]['TEST'] = {{'NAME': {want!r}}}.",
+                id="dbrouting.W003")
+        for alias, db, _ in _replicas()
+        if db is not None and not (db.get("TEST") or {}).get("MIRROR") and _test_name(db) != want
+    ]  # fmt: skip

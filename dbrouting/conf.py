@@ -129,10 +129,10 @@ def get_config() -> Config:
         strategy=_instance("STRATEGY", merged["STRATEGY"]),
         rejoin_after_checks=int(_number(merged, "REJOIN_AFTER_CHECKS", minimum=1)),
         pin_after_write=bool(merged["PIN_AFTER_WRITE"]),
-        primary_read_methods=_methods(merged["PRIMARY_READ_METHODS"]),
-        token_store=_instance("CAUSAL_TOKEN_STORE", merged["CAUSAL_TOKEN_STORE"])
-        if merged["CAUSAL_TOKEN_STORE"]
-        else None,
+        primary_read_methods=frozenset(
+            m.upper() for m in _strings("PRIMARY_READ_METHODS", merged["PRIMARY_READ_METHODS"], "HTTP methods")
+        ),
+        token_store=merged["CAUSAL_TOKEN_STORE"] and _instance("CAUSAL_TOKEN_STORE", merged["CAUSAL_TOKEN_STORE"]),
         causal_cookie_name=str(merged["CAUSAL_COOKIE_NAME"]),
         causal_token_max_age_seconds=int(_number(merged, "CAUSAL_TOKEN_MAX_AGE_SECONDS", minimum=1)),
         served_by_header=settings.DEBUG if merged["SERVED_BY_HEADER"] is None else bool(merged["SERVED_BY_HEADER"]),
@@ -140,35 +140,30 @@ def get_config() -> Config:
     )
 
 
-def _replicas(value: Any, primary: str) -> tuple[str, ...]:
-    if value is None:
-        value = [
-            alias
-            for alias, db in settings.DATABASES.items()
-            if alias != primary and str(db.get("ENGINE", "")).startswith(REPLICA_ENGINE_PREFIX)
-        ]
-    if not isinstance(value, list | tuple) or not all(isinstance(a, str) for a in value):
-        raise SettingError("DBROUTING['REPLICAS'] must be a list of database aliases")
+def _strings(name: str, value: Any, what: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        raise SettingError(f"DBROUTING['{name}'] must be a list of {what}")
+    if not all(isinstance(item, str) for item in value):
+        raise SettingError(f"DBROUTING['{name}'] must be a list of {what}")
     return tuple(value)
 
 
-def _methods(value: Any) -> frozenset[str]:
-    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
-        raise SettingError("DBROUTING['PRIMARY_READ_METHODS'] must be a list of HTTP methods")
-    return frozenset(str(m).upper() for m in value)
+def _replicas(value: Any, primary: str) -> tuple[str, ...]:
+    if value is None:
+        engines = {alias: str(db.get("ENGINE", "")) for alias, db in settings.DATABASES.items()}
+        return tuple(a for a, engine in engines.items() if a != primary and engine.startswith(REPLICA_ENGINE_PREFIX))
+    return _strings("REPLICAS", value, "database aliases")
 
 
 def _networks(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise SettingError("DBROUTING['METRICS_ALLOWED_NETWORKS'] must be a list of networks")
-    for network in value:
+    networks = _strings("METRICS_ALLOWED_NETWORKS", value, "networks")
+    for network in networks:
         try:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
-            raise SettingError(
-                f"DBROUTING['METRICS_ALLOWED_NETWORKS'] has {network!r}, which is not an IP network"
-            ) from None
-    return tuple(value)
+            message = f"DBROUTING['METRICS_ALLOWED_NETWORKS'] has {network!r}, which is not an IP network"
+            raise SettingError(message) from None
+    return networks
 
 
 @receiver(setting_changed)

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 
@@ -22,8 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from . import metrics, probe
 from .assessment import DOWN, FOREIGN, OK, PROMOTED, UNKNOWN, ReplicaHealth, Snapshot, assess, marked_down
 from .conf import Config, get_config
-from .probe_connections import ProbeConnections
-from .sockets import abort_connections
+from .sockets import ProbeConnections, abort_connections
 
 logger = logging.getLogger("dbrouting")
 
@@ -202,3 +202,8 @@ def _log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
 
 cache = HealthCache()
 os.register_at_fork(after_in_child=lambda: cache._after_fork())
+
+
+def replica_health() -> Mapping[str, ReplicaHealth]:
+    """Every configured replica's last known health, from memory (no I/O)."""
+    return cache.snapshot().replicas

@@ -1,7 +1,7 @@
 """The SQL that measures a node, on a connection of its own with short timeouts.
 
 A probe never uses Django's connections: the prober keeps one connection per node between rounds
-(``probe_connections``).
+(``sockets.ProbeConnections``).
 """
 
 from __future__ import annotations
@@ -12,26 +12,27 @@ from typing import Any
 
 import psycopg
 from django.db import connections
+from psycopg.rows import dict_row
 
 from . import lsn
 from .conf import Config
-from .probe_connections import ProbeConnections
+from .sockets import ProbeConnections
 
 REPLICA_SQL = """
-SELECT pg_is_in_recovery(),
-       pg_last_wal_receive_lsn()::text,
-       pg_last_wal_replay_lsn()::text,
-       extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8,
-       (SELECT status FROM pg_stat_wal_receiver LIMIT 1),
-       extract(epoch FROM clock_timestamp())::float8,
-       (SELECT system_identifier FROM pg_control_system())
+SELECT pg_is_in_recovery() AS in_recovery,
+       pg_last_wal_receive_lsn()::text AS receive_lsn,
+       pg_last_wal_replay_lsn()::text AS replay_lsn,
+       extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 AS replay_age_seconds,
+       (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS wal_receiver_status,
+       extract(epoch FROM clock_timestamp())::float8 AS clock,
+       (SELECT system_identifier FROM pg_control_system()) AS system_identifier
 """
 
 PRIMARY_SQL = """
-SELECT pg_is_in_recovery(),
-       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
-       extract(epoch FROM clock_timestamp())::float8,
-       (SELECT system_identifier FROM pg_control_system())
+SELECT pg_is_in_recovery() AS in_recovery,
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS lsn,
+       extract(epoch FROM clock_timestamp())::float8 AS clock,
+       (SELECT system_identifier FROM pg_control_system()) AS system_identifier
 """
 
 # Keys Django adds for its own connections that are not libpq parameters.
@@ -85,66 +86,52 @@ def describe(exc: BaseException) -> str:
     return text[:200]
 
 
-def _query(alias: str, sql: str, config: Config, kept: ProbeConnections) -> tuple[Any, ...]:
+def _query(alias: str, sql: str, config: Config, kept: ProbeConnections) -> dict[str, Any]:
     params = connection_params(alias, config.connect_timeout, config.probe_timeout_seconds)
-    return kept.query(alias, sql, lambda: psycopg.connect(autocommit=True, **params))
+    row: dict[str, Any] = kept.query(
+        alias, sql, lambda: psycopg.connect(autocommit=True, row_factory=dict_row, **params)
+    )
+    return row
 
 
 def probe_replica(alias: str, config: Config, kept: ProbeConnections) -> ReplicaProbe:
     start = time.monotonic()
     try:
         row = _query(alias, REPLICA_SQL, config, kept)
-        in_recovery, receive, replay, age, status, clock, system_identifier = row
     except Exception as exc:  # any failure means "not usable"; the reason is kept for the status page
         return ReplicaProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
+    age = row["replay_age_seconds"]
     return ReplicaProbe(
-        alias,
-        ok=True,
-        duration=time.monotonic() - start,
-        started=start,
-        clock=clock,
-        system_identifier=system_identifier,
-        in_recovery=bool(in_recovery),
-        receive_lsn=lsn.parse(receive),
-        replay_lsn=lsn.parse(replay),
-        replay_age_seconds=None if age is None else max(0.0, float(age)),
-        wal_receiver_status=status,
-    )
+        alias, ok=True, duration=time.monotonic() - start, started=start,
+        **{**row, "receive_lsn": lsn.parse(row["receive_lsn"]), "replay_lsn": lsn.parse(row["replay_lsn"]),
+           "replay_age_seconds": None if age is None else max(0.0, float(age))},
+    )  # fmt: skip
 
 
 def probe_primary(alias: str, config: Config, kept: ProbeConnections) -> PrimaryProbe:
     start = time.monotonic()
     try:
         row = _query(alias, PRIMARY_SQL, config, kept)
-        in_recovery, position, clock, system_identifier = row
+        if row.pop("in_recovery"):
+            raise ValueError("the primary is in recovery")
     except Exception as exc:
         return PrimaryProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
-    if in_recovery:
-        return PrimaryProbe(
-            alias, ok=False, duration=time.monotonic() - start, started=start, error="the primary is in recovery"
-        )
-    return PrimaryProbe(
-        alias, ok=True, duration=time.monotonic() - start, started=start, lsn=lsn.parse(position), clock=clock,
-        system_identifier=system_identifier,
-    )  # fmt: skip
+    row["lsn"] = lsn.parse(row["lsn"])
+    return PrimaryProbe(alias, ok=True, duration=time.monotonic() - start, started=start, **row)
 
 
 REPLICATION_SQL = """
-SELECT application_name, coalesce(host(client_addr), 'local'), state, sync_state,
-       extract(epoch FROM write_lag)::float8, extract(epoch FROM flush_lag)::float8,
-       extract(epoch FROM replay_lag)::float8,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint
+SELECT application_name, coalesce(host(client_addr), 'local') AS client_addr, state, sync_state,
+       extract(epoch FROM write_lag)::float8 AS write_lag_seconds,
+       extract(epoch FROM flush_lag)::float8 AS flush_lag_seconds,
+       extract(epoch FROM replay_lag)::float8 AS replay_lag_seconds,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS replay_lag_bytes
 FROM pg_stat_replication ORDER BY application_name
 """
-REPLICATION_FIELDS = (
-    "application_name", "client_addr", "state", "sync_state",
-    "write_lag_seconds", "flush_lag_seconds", "replay_lag_seconds", "replay_lag_bytes",
-)  # fmt: skip
 
 
 def replication(config: Config) -> list[dict[str, Any]]:
     """The primary's ``pg_stat_replication``: one dict per standby (raises on failure)."""
     params = connection_params(config.primary, config.connect_timeout, config.probe_timeout_seconds)
-    with psycopg.connect(autocommit=True, **params) as conn:
-        rows = conn.execute(REPLICATION_SQL).fetchall()
-    return [dict(zip(REPLICATION_FIELDS, row, strict=True)) for row in rows]
+    with psycopg.connect(autocommit=True, row_factory=dict_row, **params) as conn:
+        return conn.execute(REPLICATION_SQL).fetchall()

@@ -1,11 +1,10 @@
-"""Open replica connections, by alias, so a replica found hung can have them cut.
+"""Connections whose sockets can be cut: the app's, by alias, and the prober's own, kept per node.
 
-A server stopped with SIGSTOP (or a host that froze) still has its kernel acknowledging TCP,
-so neither keepalives nor ``tcp_user_timeout`` nor ``statement_timeout`` end a query waiting on
-it. When the health cache marks such a replica down, shutting down the sockets of its open
-connections wakes every waiting query with a connection error, which the replica backend then
-retries elsewhere. ``shutdown`` acts on the socket, not the descriptor number, so it cannot hit
-an unrelated file that reused the number.
+A server stopped with SIGSTOP (or a host that froze) still has its kernel acknowledging TCP, so
+neither keepalives nor ``tcp_user_timeout`` nor ``statement_timeout`` end a query waiting on it.
+Shutting down the socket wakes the waiting query with a connection error at once. Each socket is
+duplicated at connect time, while the descriptor surely belongs to that connection, and
+``shutdown`` acts on that socket object: it cannot hit an unrelated file that reused the number.
 """
 
 from __future__ import annotations
@@ -14,7 +13,10 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -31,41 +33,111 @@ def duplicate_socket(raw_connection: Any) -> socket.socket | None:
         return None
 
 
-def register(alias: str, wrapper: Any, raw_connection: Any) -> None:
-    """Remember a Django connection wrapper talking to ``alias``, with a socket object of its own.
+def _cut(sock: socket.socket | None) -> bool:
+    with contextlib.suppress(OSError):  # closed meanwhile: nothing to cut
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+            return True
+    return False
 
-    The socket is duplicated at connect time, while the descriptor surely belongs to this
-    connection; a later shutdown then acts on that socket object, never on a number that another
-    file may have taken since. ``release`` closes it with the connection.
-    """
+
+def register(alias: str, wrapper: Any, raw_connection: Any) -> None:
+    """Remember a Django connection wrapper talking to ``alias`` (``release`` forgets it)."""
     wrapper._dbrouting_socket = duplicate_socket(raw_connection)
-    if wrapper._dbrouting_socket is None:
-        return
-    with _lock:
-        _open.setdefault(alias, weakref.WeakSet()).add(wrapper)
+    if wrapper._dbrouting_socket is not None:
+        with _lock:
+            _open.setdefault(alias, weakref.WeakSet()).add(wrapper)
 
 
 def release(wrapper: Any) -> None:
-    sock = getattr(wrapper, "_dbrouting_socket", None)
-    wrapper._dbrouting_socket = None
+    sock, wrapper._dbrouting_socket = getattr(wrapper, "_dbrouting_socket", None), None
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.close()
 
 
 def abort_connections(alias: str) -> int:
-    """Shut down every open connection to ``alias``; returns how many."""
+    """Shut down every open app connection to ``alias`` (the replica engine fails them over)."""
     with _lock:
         wrappers = list(_open.get(alias, ()))
-    aborted = 0
-    for wrapper in wrappers:
-        sock = getattr(wrapper, "_dbrouting_socket", None)
-        if sock is None:
-            continue
-        with contextlib.suppress(OSError):  # closed meanwhile: nothing to cut
-            sock.shutdown(socket.SHUT_RDWR)
-            aborted += 1
-    return aborted
+    return sum(_cut(getattr(w, "_dbrouting_socket", None)) for w in wrappers)
+
+
+@dataclass
+class _Kept:
+    conn: psycopg.Connection[Any]
+    sock: socket.socket | None
+    born: float
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        with contextlib.suppress(OSError, AttributeError):
+            self.sock.close()  # type: ignore[union-attr]
+
+
+class ProbeConnections:
+    """The prober's connections: one per node, kept between rounds (no TCP or SCRAM handshake per
+    probe), dropped on any error and after ``MAX_AGE_SECONDS``; ``abort`` cuts the one a hung
+    probe waits on, so a hung node never holds the prober's thread past the probe timeout."""
+
+    MAX_AGE_SECONDS = 300.0
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """After fork: the parent's connections are not ours to close or use."""
+        self._lock = threading.Lock()
+        self._idle: dict[str, _Kept] = {}
+        self._busy: dict[str, _Kept] = {}
+
+    def query(self, alias: str, sql: str, connect: Callable[[], psycopg.Connection[Any]]) -> Any:
+        with self._lock:
+            kept = self._idle.pop(alias, None)
+        if kept is not None and (
+            kept.conn.closed or kept.conn.broken or time.monotonic() - kept.born > self.MAX_AGE_SECONDS
+        ):
+            kept.discard()
+            kept = None
+        if kept is not None:
+            try:
+                return self._ask(alias, kept, sql)
+            except psycopg.OperationalError:
+                pass  # it went away since the last round (a restart): ask once on a new one
+        conn = connect()
+        return self._ask(alias, _Kept(conn, duplicate_socket(conn), time.monotonic()), sql)
+
+    def _ask(self, alias: str, kept: _Kept, sql: str) -> Any:
+        with self._lock:
+            self._busy[alias] = kept
+        try:
+            row = kept.conn.execute(sql).fetchone()
+        except BaseException:
+            kept.discard()
+            raise
+        finally:
+            with self._lock:
+                self._busy.pop(alias, None)
+        with self._lock:
+            old, self._idle[alias] = self._idle.get(alias), kept
+        if old is not None:
+            old.discard()
+        assert row is not None
+        return row  # as the connection's row factory makes it
+
+    def abort(self, alias: str) -> None:
+        """Cut the connection a hung probe of ``alias`` waits on: the probe fails at once."""
+        with self._lock:
+            kept = self._busy.get(alias)
+        if kept is not None:
+            _cut(kept.sock)
+
+    def close_all(self) -> None:
+        with self._lock:
+            kept, self._idle = list(self._idle.values()), {}
+        for k in kept:
+            k.discard()
 
 
 def _forget_after_fork() -> None:

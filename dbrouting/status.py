@@ -121,17 +121,13 @@ COLUMNS = ("alias", "address", "role", "reachable", "receiving", "replay_lsn", "
 
 
 def table_rows(report: StatusReport) -> list[tuple[str, ...]]:
-    def show(value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, bool):
-            return "yes" if value else "no"
-        return str(value)
+    """The report's nodes as table cells ("-" for unknown, yes/no): the command's and the page's."""
 
-    rows = []
-    for n in report.nodes:
-        why = n.why if n.state != OK else ""
-        values = (n.alias, n.address, n.role, n.reachable, n.receiving, n.replay_lsn,
-                  n.lag_bytes, n.lag_seconds, n.usable, why or "")  # fmt: skip
-        rows.append(tuple(show(v) for v in values))
-    return rows
+    def show(value: Any) -> str:
+        return "-" if value is None else ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+    return [
+        tuple(map(show, (n.alias, n.address, n.role, n.reachable, n.receiving, n.replay_lsn, n.lag_bytes,
+                         n.lag_seconds, n.usable, (n.why or "") if n.state != OK else "")))
+        for n in report.nodes
+    ]  # fmt: skip

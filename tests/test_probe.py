@@ -7,10 +7,11 @@ import time
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from dbrouting import probe
 from dbrouting.conf import get_config
-from dbrouting.probe_connections import ProbeConnections
+from dbrouting.sockets import ProbeConnections
 
 from .conftest import node_query
 
@@ -56,12 +57,13 @@ def test_probe_primary__a_standby_is_not_a_primary(kept: ProbeConnections) -> No
 
 def test_kept_connections__one_session_per_node_between_probes(kept: ProbeConnections) -> None:
     config = get_config()
-    pid = "SELECT pg_backend_pid()"
-    connect = lambda: psycopg.connect(autocommit=True, **probe.connection_params("replica1", 2, 5))  # noqa: E731
-    first = kept.query("replica1", pid, connect)
+    pid = "SELECT pg_backend_pid() AS pid"
+    params = probe.connection_params("replica1", 2, 5)
+    connect = lambda: psycopg.connect(autocommit=True, row_factory=dict_row, **params)  # noqa: E731
+    first = kept.query("replica1", pid, connect)["pid"]
     for _ in range(3):
         assert probe.probe_replica("replica1", config, kept).ok
-    assert kept.query("replica1", pid, connect) == first
+    assert kept.query("replica1", pid, connect)["pid"] == first
 
 
 def test_kept_connections__abort_cuts_a_hung_query_at_once(kept: ProbeConnections) -> None:

@@ -130,29 +130,23 @@ class _Failover(CursorWrapper):
         self.cursor, self.db = fresh.cursor, fresh.db
         return True
 
-    def execute(self, sql: Any, params: Any = None) -> Any:
+    def _run(self, method: str, *args: Any) -> Any:
+        """The wrapped method, once more on the fallback node if the connection was lost."""
         try:
-            return super().execute(sql, params)
+            return getattr(super(), method)(*args)
         except DatabaseError as exc:
             if not self._retry(exc):
                 raise
-            return self.execute(sql, params)
+            return getattr(self, method)(*args)
+
+    def execute(self, sql: Any, params: Any = None) -> Any:
+        return self._run("execute", sql, params)
 
     def executemany(self, sql: Any, param_list: Any) -> Any:
-        try:
-            return super().executemany(sql, param_list)
-        except DatabaseError as exc:
-            if not self._retry(exc):
-                raise
-            return self.executemany(sql, param_list)
+        return self._run("executemany", sql, param_list)
 
     def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:
-        try:
-            return super().callproc(procname, params, kparams)
-        except DatabaseError as exc:
-            if not self._retry(exc):
-                raise
-            return self.callproc(procname, params, kparams)
+        return self._run("callproc", procname, params, kparams)
 
 
 class FailoverCursorWrapper(_Failover):

@@ -34,7 +34,9 @@ class Command(BaseCommand):
             raise CommandError("--watch needs a positive number of seconds")
         code = 0
         # This command reports every state itself: the health cache's log lines would repeat it.
-        logging.getLogger("dbrouting").setLevel(logging.CRITICAL)
+        logger = logging.getLogger("dbrouting")
+        level = logger.level
+        logger.setLevel(logging.CRITICAL)
         try:
             while True:
                 report = measure()
@@ -47,20 +49,15 @@ class Command(BaseCommand):
                 time.sleep(watch)
         except KeyboardInterrupt:
             pass
+        finally:
+            logger.setLevel(level)
         if code:
             raise SystemExit(code)
 
     def _print(self, report: StatusReport, as_json: bool) -> None:
-        if as_json:
-            self.stdout.write(_dumps(report.to_dict()))
-        else:
-            self.stdout.write(render_table(report))
+        self.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else render_table(report))
         for error in report.errors:
             self.stderr.write(f"replica_status: {error}")
-
-
-def _dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, sort_keys=True)
 
 
 def render_table(report: StatusReport) -> str:
@@ -68,19 +65,14 @@ def render_table(report: StatusReport) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = [f"checked at {report.checked_at}, staleness tolerance {report.max_staleness_seconds} s"]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.append("")
-    lines.append(f"primary's pg_stat_replication: {len(report.replication)} standby(s)")
+    lines += ["", f"primary's pg_stat_replication: {len(report.replication)} standby(s)"]
     for r in report.replication:
         lags = ", ".join(
-            f"{k.removesuffix('_lag_seconds')} {_seconds(r[k])}"
-            for k in ("write_lag_seconds", "flush_lag_seconds", "replay_lag_seconds")
+            f"{kind} {'-' if r[f'{kind}_lag_seconds'] is None else format(r[f'{kind}_lag_seconds'], '.3f') + 's'}"
+            for kind in ("write", "flush", "replay")
         )
         lines.append(
             f"  {r['application_name']} from {r['client_addr']}: {r['state']} ({r['sync_state']}); lag {lags}; "
             f"replay {r['replay_lag_bytes']} bytes behind"
         )
     return "\n".join(lines)
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}s"
