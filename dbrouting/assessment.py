@@ -196,29 +196,18 @@ def _availability(
     replay = result.replay_lsn or 0
     caught_up = health.primary_lsn is not None and replay >= health.primary_lsn
     replayed_all = result.receive_lsn is None or replay >= result.receive_lsn
-    lag = health.lag_seconds if health.lag_seconds is not None else math.inf
+    lag = math.inf if health.lag_seconds is None else health.lag_seconds
     linked = bool(health.receiving) or caught_up or (replayed_all and lag <= config.max_staleness_seconds)
-    streak = previous.good_streak + 1 if linked else 0
-    ever_left = health.ever_left or not linked
-    need = max(1, config.rejoin_after_checks)
-    available = linked and (not ever_left or streak >= need)
-    seconds, lag_bytes = health.window_lag_seconds or 0.0, health.window_lag_bytes or 0
-    within = seconds <= config.max_staleness_seconds and (
-        config.max_lag_bytes is None or lag_bytes <= config.max_lag_bytes
-    )
+    streak, need = (previous.good_streak + 1 if linked else 0), max(1, config.rejoin_after_checks)
+    available = linked and (not (health.ever_left or not linked) or streak >= need)
+    health = replace(health, available=available, good_streak=streak, ever_left=not available)
     if not linked:
-        state, reason = NOT_STREAMING, f"WAL receiver {result.wal_receiver_status or 'not running'}"
-    elif not available:
-        state, reason = REJOINING, f"{streak}/{need} good probes"
-    elif not within:
-        state, reason = LAGGING, f"lag {seconds:.2f} s / {lag_bytes} bytes over the tolerance"
-    else:
-        state, reason = OK, None
-    return replace(
-        health,
-        state=state,
-        reason=reason,
-        available=available,
-        good_streak=streak,
-        ever_left=ever_left and not available,
-    )
+        return replace(
+            health, state=NOT_STREAMING, reason=f"WAL receiver {result.wal_receiver_status or 'not running'}"
+        )
+    if not available:
+        return replace(health, state=REJOINING, reason=f"{streak}/{need} good probes")
+    if not health.usable(config.max_staleness_seconds, config.max_lag_bytes, math.inf, health.measured_at or 0):
+        reason = f"lag {health.window_lag_seconds:.2f} s / {health.window_lag_bytes} bytes over the tolerance"
+        return replace(health, state=LAGGING, reason=reason)  # the predicate, at the moment of the probe
+    return replace(health, state=OK, reason=None)

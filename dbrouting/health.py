@@ -85,27 +85,20 @@ class HealthCache:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                started = time.monotonic()
-                interval = self._round()
+                started, interval = time.monotonic(), 1.0
+                try:
+                    self.refresh()
+                    interval = get_config().check_interval_seconds
+                except RuntimeError:  # the interpreter is exiting: thread pools refuse new work
+                    return
+                except ImproperlyConfigured as exc:  # reported by `manage.py check`; retry after a pause
+                    logger.error("dbrouting: cannot probe replicas: %s", exc)
+                except Exception:  # never let the prober die: log and carry on
+                    logger.exception("dbrouting: health probe round failed")
                 self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
-        except RuntimeError:  # the interpreter is exiting: thread pools refuse new work
-            pass
         finally:
             if self._thread is threading.current_thread():
                 self._thread = None
-
-    def _round(self) -> float:
-        """One round, never raising but at exit; returns the interval before the next."""
-        try:
-            self.refresh()
-            return get_config().check_interval_seconds
-        except RuntimeError:
-            raise
-        except ImproperlyConfigured as exc:  # reported by `manage.py check`; retry after a pause
-            logger.error("dbrouting: cannot probe replicas: %s", exc)
-        except Exception:  # never let the prober die: log and carry on
-            logger.exception("dbrouting: health probe round failed")
-        return 1.0
 
     def refresh(self) -> Snapshot:
         """THE probe round: the primary, then every replica in parallel; publish the new snapshot."""
