@@ -4,7 +4,8 @@
 
 Each PostgreSQL node gets the same CPU quota (``bench/cpulimit.py``: a cgroup per node, printed
 as ``b3_cgroup_<node>``), so the nodes behave as separate, equally sized hosts and the database
-is the bottleneck. ``--clients`` threads run nearby searches through the ORM and the router
+is the bottleneck. ``--clients`` threads run nearby searches through the ORM and the router, each
+search in a routing scope of its own (as each request is)
 (``geo.nearby``: the 100 nearest gists within 2 km of a random point near one of six cities,
 over ``--rows`` gists), in three configurations that alternate round after round:
 
@@ -59,7 +60,7 @@ class Load:
     def reader(self, seed: int) -> None:
         from django.db import connections
 
-        from dbrouting import use_primary
+        from dbrouting import routing_scope, use_primary
         from gists import geo
         from gists.models import Gist
 
@@ -70,7 +71,8 @@ class Load:
                 rng, current = random.Random(seed), phase  # noqa: S311 (search points, not secrets)
             lat, lng = rng.choice(common.CITIES)
             try:
-                with use_primary() if phase[0] == "primary" else nullcontext():
+                # One search is one request: a routing scope of its own, as RoutingMiddleware makes.
+                with routing_scope(), use_primary() if phase[0] == "primary" else nullcontext():
                     found = geo.nearby(
                         Gist.objects.all(), lat + rng.uniform(-0.1, 0.1), lng + rng.uniform(-0.1, 0.1), RADIUS_M, LIMIT
                     )

@@ -144,10 +144,11 @@ def _reading(key: str, f: dict[str, Any]) -> list[str]:
             "",
             f"**Reading.** In the common case ours costs {f['b1_route_ns_dbrouting']:.0f} ns a call, "
             f"multidb's `ReplicaRouter` {f['b1_route_ns_multidb']:.0f} ns (it only does "
-            "`next(itertools.cycle(...))`): the health snapshot's verdict is worked out once per probe "
-            "round into a route table, and each read checks only that the table is current and has not "
-            "expired (a clock read), that no routing block, pin or transaction applies, then takes the next "
-            f"turn and counts the read. Inside a `max_staleness()` block every call makes the whole decision: "
+            "`next(itertools.cycle(...))`): the calls are the reads of one routing scope (one request), which "
+            "stays on its replica while that replica is usable; each read checks that no routing block, pin, "
+            "unsafe method or transaction applies, reads the usable replicas the health snapshot keeps for the "
+            "default tolerance and until when they hold (a clock read), and counts the read in the scope. "
+            f"Inside a `max_staleness()` block the usable replicas are worked out anew at every call: "
             f"{f['b1_route_ns_dbrouting_own_tolerance']:.0f} ns. That is "
             f"{f['b1_route_overhead_ns_vs_no_router']:.0f} ns more per read than no router in the common case; "
             "B2 shows what it amounts to in a whole request.",
