@@ -40,8 +40,6 @@ def configure(folder: Path) -> None:
         },
         result_backend=f"file://{folder / 'results'}",
         worker_enable_remote_control=False,  # no broadcast: nothing but the tasks on the broker
-        worker_hijack_root_logger=False,
-        task_acks_late=False,
     )
 
 
