@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.util
+
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 
@@ -13,3 +15,7 @@ class DbRoutingConfig(AppConfig):
         from .writes import install_write_detector
 
         connection_created.connect(install_write_detector, dispatch_uid="dbrouting.write_detector")
+        if importlib.util.find_spec("celery") is not None:  # Celery is optional
+            from .contrib import celery
+
+            celery.connect()

@@ -59,12 +59,13 @@ class CausalToken:
         return token
 
 
-def capture() -> CausalToken:
-    """The primary's WAL insert position now: at or past the end of every commit made so far."""
+def capture(at_least: int | None = None) -> CausalToken:
+    """The primary's WAL insert position now: at or past the end of every commit made so far;
+    ``at_least`` (the position of a token the scope came with) where that is further."""
     with connections[get_config().primary].cursor() as cursor:
         cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         (text,) = cursor.fetchone()
-    return CausalToken(lsn.parse(text) or 0, int(time.time() * 1000))
+    return CausalToken(max(lsn.parse(text) or 0, at_least or 0), int(time.time() * 1000))
 
 
 def causal_token() -> str:

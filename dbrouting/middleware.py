@@ -101,14 +101,12 @@ class RoutingMiddleware:
             return
         if state.wrote:
             try:
-                token = causal.capture()
+                token = causal.capture(at_least=state.token_lsn)
             except DatabaseError as exc:
                 # After a failed write (the primary is down) the error response says it already.
                 log = logger.warning if getattr(response, "status_code", 500) < 500 else logger.debug
                 log("could not capture the causal token after a write: %s", exc)
                 return
-            if state.token_lsn is not None and state.token_lsn > token.lsn:
-                token = causal.CausalToken(state.token_lsn, token.minted_ms)
             store.save(request, response, token.encode())
         elif bad_token or (state.token_lsn is not None and causal.passed_by_all_replicas(state.token_lsn)):
             store.clear(request, response)

@@ -137,6 +137,13 @@ def test_causal_token_and_read_after__outside_requests(replay_control: Cluster) 
             assert Gist.objects.filter(title="second").exists()
 
 
+def test_capture__never_behind_the_token_the_scope_came_with() -> None:
+    now = causal.capture().lsn
+    ahead = now + 2**30
+    assert causal.capture(at_least=ahead).lsn == ahead
+    assert causal.capture(at_least=1).lsn >= now
+
+
 def test_read_after__none_is_no_constraint_and_garbage_is_a_value_error() -> None:
     with read_after(None):
         assert served_by().startswith("replica")

@@ -1,0 +1,1 @@
+"""Integrations with other libraries, each imported only when that library is installed."""
