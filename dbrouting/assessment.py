@@ -114,8 +114,9 @@ class Snapshot:
 def marked_down(previous: ReplicaHealth, reason: str) -> ReplicaHealth:
     """The health of a replica a request just saw fail: down until a probe begun later says not."""
     return ReplicaHealth(
-        previous.alias, state=DOWN, reason=reason, skew=previous.skew, ever_left=True, marked_down_at=time.monotonic()
-    )
+        previous.alias, state=DOWN, reason=reason, replay_lsn=previous.replay_lsn, skew=previous.skew,
+        ever_left=True, marked_down_at=time.monotonic(),
+    )  # fmt: skip
 
 
 def assess(
@@ -130,7 +131,8 @@ def assess(
     if left is not None:
         state, reason = left
         return ReplicaHealth(
-            result.alias, state=state, reason=reason, in_recovery=result.in_recovery, replay_lsn=result.replay_lsn,
+            result.alias, state=state, reason=reason, in_recovery=result.in_recovery,
+            replay_lsn=result.replay_lsn if result.ok else previous.replay_lsn,  # the last known, when down
             skew=previous.skew, ever_left=True, marked_down_at=previous.marked_down_at, checked_at=time.time(),
             measured_at=result.started, probe_seconds=result.duration,
         )  # fmt: skip

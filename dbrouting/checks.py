@@ -14,7 +14,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .conf import Config, get_config
-from .router import PrimaryReplicaRouter
 
 ROUTER = "dbrouting.router.PrimaryReplicaRouter"
 BACKEND = "dbrouting.backends.postgresql"
@@ -69,8 +68,8 @@ def check_router(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             cls = import_string(entry) if isinstance(entry, str) else type(entry)
         except ImportError:
             continue
-        if isinstance(cls, type) and issubclass(cls, PrimaryReplicaRouter):
-            return []
+        if any(f"{c.__module__}.{c.__qualname__}" == ROUTER for c in getattr(cls, "__mro__", ())):
+            return []  # ours, or a subclass of it
     message = f"Replicas are configured but {ROUTER} is not in DATABASE_ROUTERS."
     return [Error(message, hint=f'Add DATABASE_ROUTERS = ["{ROUTER}"].', id="dbrouting.E001")]
 
@@ -143,3 +142,36 @@ def check_test_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         for alias, db, _ in _replicas()
         if db is not None and not (db.get("TEST") or {}).get("MIRROR") and _test_name(db) != want
     ]  # fmt: skip
+
+
+@register(Tags.database)
+def check_replica_transactions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Error(f"Replica {alias!r} has ATOMIC_REQUESTS or AUTOCOMMIT off: every request would open a transaction "
+              "on it (connecting before any read, never failing over).",
+              hint=f"Leave DATABASES[{alias!r}]['ATOMIC_REQUESTS'] False and AUTOCOMMIT True (the default).",
+              id="dbrouting.E008")
+        for alias, db, _ in _replicas()
+        if db is not None and (db.get("ATOMIC_REQUESTS") or db.get("AUTOCOMMIT") is False)
+    ]  # fmt: skip
+
+
+@register(Tags.database)
+def check_migrate_command(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from django.core.management import get_commands
+
+    if _config() is None or get_commands().get("migrate") == "dbrouting":
+        return []
+    return [
+        Warning(f"manage.py migrate is {get_commands().get('migrate')}'s, not dbrouting's: reads made by "
+                "migrations may go to replicas that lack the new schema.",
+                hint="List 'dbrouting' before that app in INSTALLED_APPS, or wrap its migrate in use_primary().",
+                id="dbrouting.W004")
+    ]  # fmt: skip
+
+
+def serious() -> list[str]:
+    """Every dbrouting error, one line each (``replica_status`` reports them with exit code 2)."""
+    checks = (check_settings, check_primary, check_router, check_replica_aliases, check_replica_engines,
+              check_replica_is_not_primary, check_replica_transactions)  # fmt: skip
+    return [f"{m.id}: {m.msg}" for check in checks for m in check() if m.is_serious()]

@@ -132,7 +132,9 @@ def get_config() -> Config:
         primary_read_methods=frozenset(
             m.upper() for m in _strings("PRIMARY_READ_METHODS", merged["PRIMARY_READ_METHODS"], "HTTP methods")
         ),
-        token_store=merged["CAUSAL_TOKEN_STORE"] and _instance("CAUSAL_TOKEN_STORE", merged["CAUSAL_TOKEN_STORE"]),
+        token_store=_instance("CAUSAL_TOKEN_STORE", merged["CAUSAL_TOKEN_STORE"])
+        if merged["CAUSAL_TOKEN_STORE"]
+        else None,
         causal_cookie_name=str(merged["CAUSAL_COOKIE_NAME"]),
         causal_token_max_age_seconds=int(_number(merged, "CAUSAL_TOKEN_MAX_AGE_SECONDS", minimum=1)),
         served_by_header=settings.DEBUG if merged["SERVED_BY_HEADER"] is None else bool(merged["SERVED_BY_HEADER"]),

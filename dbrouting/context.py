@@ -33,7 +33,10 @@ class RoutingState:
     pinned: bool = False
     wrote: bool = False  # the scope asked for a write on the primary: capture a causal token
     primary_reads: bool = False  # serving an unsafe method (PRIMARY_READ_METHODS): read the primary
-    request_atomic: bool = False  # the primary's outermost atomic block is ATOMIC_REQUESTS' own
+    # ATOMIC_REQUESTS: the depth its atomic block takes on the primary (0: none), and that block
+    # once seen (a later block at the same depth, after the view, is another one).
+    request_atomic_depth: int = 0
+    request_atomic_block: object = None
     token_lsn: int | None = None  # the causal token the request came with (its WAL position)
     replica: str | None = None  # the scope's replica, once chosen: later reads stay on it
     seen_lsn: int | None = None  # replay position of the scope's replica when chosen (monotonic reads)
@@ -169,7 +172,8 @@ class max_staleness(_RoutingBlock):
 
 class routing_scope(_RoutingBlock):
     """Fresh routing state (not pinned, no causal token, no replica yet) for a request, a task,
-    or a test."""
+    or a test. A scope nested in another (a task run eagerly in a request, ``call_command()``)
+    hands its writes on when it ends: the enclosing scope then reads its own writes too."""
 
     def _enter(self) -> Token[Any]:
         return state_var.set(RoutingState(reads={}))
@@ -177,8 +181,12 @@ class routing_scope(_RoutingBlock):
     def _reset(self, token: Token[Any]) -> None:
         state = state_var.get()
         state_var.reset(token)
-        if state is not None:
-            count_reads(state.tally())
+        if state is None:
+            return
+        count_reads(state.tally())
+        outer = state_var.get()
+        if outer is not None and state.wrote:
+            outer.wrote, outer.pinned = True, outer.pinned or state.pinned
 
 
 class read_after_lsn(_RoutingBlock):

@@ -32,6 +32,7 @@ class HealthCache:
     def __init__(self) -> None:
         self.latest = Snapshot()  # replaced, never changed: a new object per change
         self.rounds = 0
+        self.last_error: str | None = None  # of the last probe round that failed as a whole
         self._kept = ProbeConnections()
         self._after_fork()
 
@@ -92,8 +93,10 @@ class HealthCache:
                 except RuntimeError:  # the interpreter is exiting: thread pools refuse new work
                     return
                 except ImproperlyConfigured as exc:  # reported by `manage.py check`; retry after a pause
+                    self.last_error = str(exc)
                     logger.error("dbrouting: cannot probe replicas: %s", exc)
-                except Exception:  # never let the prober die: log and carry on
+                except Exception as exc:  # never let the prober die: log and carry on
+                    self.last_error = probe.describe(exc)
                     logger.exception("dbrouting: health probe round failed")
                 self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
         finally:
@@ -163,9 +166,15 @@ class HealthCache:
 
     def fresh_snapshot(self, config: Config) -> Snapshot:
         """The snapshot of a round begun after this call (``replica_status``): the prober's own
-        round, through the same assessment and hysteresis; its timeouts bound the wait."""
-        round_limit = config.check_interval_seconds + 2 * config.probe_timeout_seconds
-        self.wait_for_rounds(2, timeout=2 * round_limit + config.connect_timeout + 1)
+        round, through the same assessment and hysteresis. A process with no history yet waits
+        until the lag window holds only probes made with history (``REJOIN_AFTER_CHECKS`` + 1
+        rounds): a first probe on an idle primary can only bound lag by the last commit's age.
+        Raises ``TimeoutError`` when the rounds do not complete within their timeouts."""
+        rounds = 2 if self.rounds else config.rejoin_after_checks + 1
+        limit = rounds * (config.check_interval_seconds + 2 * config.probe_timeout_seconds) + config.connect_timeout + 1
+        if not self.wait_for_rounds(rounds, timeout=limit):
+            cause = f": {self.last_error}" if self.last_error else ""
+            raise TimeoutError(f"no probe round completed within {limit:.0f} s{cause}")
         return self.snapshot()
 
     def reset(self) -> None:

@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.db import DatabaseError, connections
+from django.http import FileResponse
 
 from . import causal
 from .conf import get_config
-from .context import current_state, routing_scope
+from .context import RoutingState, current_state, routing_scope, state_var
 from .exceptions import InvalidToken
+from .metrics import count_reads
 
 logger = logging.getLogger("dbrouting")
 
 SERVED_BY_HEADER = "X-DB-Served-By"  # the nodes that served the request's reads
+_END = object()
 ROUTE_HEADER = "X-DB-Route"  # each with the reasons it served reads for: "replica2 (replica)"
+
+
+def _in_scope(state: RoutingState, chunks: Iterable[Any]) -> Iterator[Any]:
+    """A streaming response's content, made (and read from the database) after the view and this
+    middleware returned: each chunk in the request's routing state, its reads counted at the end."""
+    iterator, counted = iter(chunks), state.tally()
+    try:
+        while True:
+            token = state_var.set(state)
+            try:
+                chunk = next(iterator, _END)
+            finally:
+                state_var.reset(token)
+            if chunk is _END:
+                return
+            yield chunk
+    finally:
+        count_reads({key: n - counted.get(key, 0) for key, n in state.tally().items()})
 
 
 class RoutingMiddleware:
@@ -49,6 +70,8 @@ class RoutingMiddleware:
             bad_token = self.begin(request)
             response = self.get_response(request)
             self.end(request, response, bad_token)
+            if getattr(response, "streaming", False) and not isinstance(response, FileResponse):
+                response.streaming_content = _in_scope(current_state(), response.streaming_content)
             return response
 
     async def __acall__(self, request: Any) -> Any:
@@ -83,10 +106,13 @@ class RoutingMiddleware:
         return False
 
     def process_view(self, request: Any, view: Any, args: Any, kwargs: Any) -> None:
-        """Django wraps the view in ATOMIC_REQUESTS' atomic block after this hook: note it."""
+        """Django wraps the view in ATOMIC_REQUESTS' atomic block after this hook: note the depth
+        that block will take on the primary (Django 5.2's ``BaseHandler.make_view_atomic``)."""
         primary = get_config().primary
-        exempt = primary in getattr(view, "_non_atomic_requests", ())
-        current_state().request_atomic = bool(connections.settings[primary].get("ATOMIC_REQUESTS")) and not exempt
+        if connections.settings[primary].get("ATOMIC_REQUESTS") and primary not in getattr(
+            view, "_non_atomic_requests", ()
+        ):
+            current_state().request_atomic_depth = len(connections[primary].atomic_blocks) + 1
 
     @staticmethod
     def end(request: Any, response: Any, bad_token: bool) -> None:

@@ -22,7 +22,6 @@ from .context import Blocks, RoutingState, blocks_var, current_state, state_var
 from .health import cache
 from .lsn import has_replayed
 from .metrics import count_reads
-from .writes import note_write
 
 logger = logging.getLogger("dbrouting")
 
@@ -38,7 +37,7 @@ _thread = threading.local()
 _monotonic, _get_state, _get_blocks = time.monotonic, state_var.get, blocks_var.get
 
 
-def decide(*model: Any, exclude: Collection[str] = (), **hints: Any) -> str:
+def decide(*model: Any, exclude: Collection[str] = (), **hints: Any) -> str | None:
     """The alias for a read in the current context, with Django's ``hints`` (the model, passed by
     Django, does not matter: every node holds every table); ``exclude`` names replicas that just
     failed this read. The reason is counted in the routing state's reads (``tally()``, for the
@@ -53,14 +52,16 @@ def decide(*model: Any, exclude: Collection[str] = (), **hints: Any) -> str:
     if wrapper is None or wrapper.alias != config.primary:
         wrapper = _thread.primary = connections[config.primary]
     alias = config.primary
+    if hints and _instance_db(hints) not in (None, alias, *config.replicas):
+        return None  # an object of another database: other routers' (or Django's) to route
     if not config.replicas:
         reason = NO_REPLICAS
     elif hints and _instance_db(hints) == alias:
         reason = INSTANCE  # Django's convention: an object's related reads follow it
     elif blocks.forced:
         reason = FORCED
-    elif wrapper.in_atomic_block and not (state.request_atomic and not state.wrote and len(wrapper.atomic_blocks) == 1):
-        reason = ATOMIC  # a transaction on the primary, other than ATOMIC_REQUESTS' own before a write
+    elif wrapper.in_atomic_block and not _request_transaction(state, wrapper.atomic_blocks):
+        reason = ATOMIC
     elif state.pinned:
         reason = PINNED
     elif state.primary_reads:
@@ -97,7 +98,9 @@ class PrimaryReplicaRouter:
     db_for_read = staticmethod(decide)
 
     def db_for_write(self, model: type[Any], **hints: Any) -> str:
-        return note_write()
+        # No pin here: Django asks before statements that do not write (a ForeignKey assignment,
+        # get_or_create() that finds its row); writes.detect_writes pins on the statement itself.
+        return get_config().primary
 
     def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool | None:
         config = get_config()
@@ -128,23 +131,36 @@ def _replica(
     need = state.token_lsn
     if blocks.read_after is not None:
         need = blocks.read_after if need is None else max(need, blocks.read_after)
-    preferred = _instance_db(hints) if hints else None
-    if preferred not in usable or preferred in exclude:
-        preferred = state.replica
-    health = usable.get(preferred) if preferred is not None and preferred not in exclude else None
-    if health is not None and (need is None or has_replayed(health.replay_lsn, need)):
-        return health.alias, REPLICA
+    instance_db = _instance_db(hints) if hints else None
+    for preferred in (instance_db, state.replica):
+        health = usable.get(preferred) if preferred is not None and preferred not in exclude else None
+        if health is not None and has_replayed(health.replay_lsn, need):
+            return health.alias, REPLICA
     fit = [h for alias, h in usable.items() if alias not in exclude and has_replayed(h.replay_lsn, need)]
-    candidates = [h for h in fit if has_replayed(h.replay_lsn, state.seen_lsn)]
+    # What the scope may have read: its replica's last known position (it served the scope up to
+    # its last probe, within one check interval), and that of an object's own replica.
+    known = cache.latest.replicas
+    seen = [state.seen_lsn, *(h.replay_lsn for a in (state.replica, instance_db) if (h := known.get(a or "")))]
+    floor = max((p for p in seen if p is not None), default=None)
+    candidates = [h for h in fit if has_replayed(h.replay_lsn, floor)]
     if not candidates:
         return config.primary, MONOTONIC if fit else CAUSAL if usable and need is not None else NO_USABLE
     alias: str = config.strategy.pick(candidates)
     state.settle()
     state.replica = alias
-    position = usable[alias].replay_lsn
-    if position is not None and (state.seen_lsn is None or position > state.seen_lsn):
-        state.seen_lsn = position
+    positions = [p for p in (floor, usable[alias].replay_lsn) if p is not None]
+    state.seen_lsn = max(positions, default=None)
     return alias, REPLICA
+
+
+def _request_transaction(state: RoutingState, blocks: list[Any]) -> bool:
+    """The primary's innermost atomic block is the one ATOMIC_REQUESTS opened around the view,
+    and the request has not written: its reads may go to a replica."""
+    if state.wrote or not state.request_atomic_depth or len(blocks) != state.request_atomic_depth:
+        return False
+    if state.request_atomic_block is None:
+        state.request_atomic_block = blocks[-1]  # the first seen at that depth: the view's own
+    return blocks[-1] is state.request_atomic_block
 
 
 def _instance_db(hints: Mapping[str, Any]) -> str | None:

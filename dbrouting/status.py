@@ -17,6 +17,7 @@ from django.db import connections
 
 from . import lsn, probe
 from .assessment import DOWN, LAGGING, OK, UNKNOWN, ReplicaHealth
+from .checks import serious
 from .conf import Config, get_config
 from .health import cache
 
@@ -66,11 +67,13 @@ def measure(fresh: bool = True, replication: bool = True) -> StatusReport:
         config = get_config()
     except ImproperlyConfigured as exc:
         return StatusReport(now, None, errors=[f"configuration: {exc}"], exit_code=EXIT_BROKEN)
-    missing = [a for a in (config.primary, *config.replicas) if a not in connections.settings]
-    if missing:
-        message = f"configuration: unknown database alias {', '.join(missing)} (see manage.py check)"
-        return StatusReport(now, config.max_staleness_seconds, errors=[message], exit_code=EXIT_BROKEN)
-    snapshot = cache.fresh_snapshot(config) if fresh else cache.snapshot()
+    problems = [f"configuration: {line} (see manage.py check)" for line in serious()]
+    if problems:
+        return StatusReport(now, config.max_staleness_seconds, errors=problems, exit_code=EXIT_BROKEN)
+    try:
+        snapshot = cache.fresh_snapshot(config) if fresh else cache.snapshot()
+    except TimeoutError as exc:
+        return StatusReport(now, config.max_staleness_seconds, errors=[f"health cache: {exc}"], exit_code=EXIT_BROKEN)
     report = StatusReport(now, config.max_staleness_seconds)
     primary = snapshot.primary
     primary_ok = primary is not None and primary.ok

@@ -31,9 +31,10 @@ WRITE_WORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "INTO", "SHARE"}
 
 # String literals, quoted identifiers, comments and dollar-quoted bodies: never keywords.
 _NOT_KEYWORDS = re.compile(
-    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$([A-Za-z_][A-Za-z0-9_]*|)\$.*?\$\1\$""", re.DOTALL
+    r"""[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$([A-Za-z_][A-Za-z0-9_]*|)\$.*?\$\1\$""",
+    re.DOTALL,
 )
-_WORD = re.compile(r"[A-Za-z_]+")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
 def statement_text(sql: Any, connection: Any = None) -> str:
@@ -67,7 +68,7 @@ def note_write() -> str:
 
 def detect_writes(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
     """``execute_wrapper`` on the primary's connections: a write pins the current scope."""
-    if writes(sql, getattr(context["connection"], "connection", None)):
+    if not current_state().wrote and writes(sql, getattr(context["connection"], "connection", None)):
         note_write()
     return execute(sql, params, many, context)
 

@@ -6,18 +6,20 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from dbrouting import routing_scope
 from gists.models import Gist, new_gist_id
 
 from .conftest import wait_for_replicas
+from .routing_helpers import as_another_client
 
 
 def make_gist(*, title: str = "A gist", latitude: float = 48.85, longitude: float = 2.35, **extra: object) -> Gist:
     """A gist written on the primary, and replicated before this returns."""
-    with routing_scope():  # as another client would: the test's own reads stay unpinned
-        gist = Gist.objects.using("default").create(
-            title=title, content=extra.pop("content", "Some content."), latitude=latitude, longitude=longitude, **extra
+    content = extra.pop("content", "Some content.")
+    gist = as_another_client(  # the test's own reads stay unpinned
+        lambda: Gist.objects.using("default").create(
+            title=title, content=content, latitude=latitude, longitude=longitude, **extra
         )
+    )
     wait_for_replicas()
     return gist
 
@@ -35,7 +37,6 @@ def make_many(points: list[tuple[float, float]], start: datetime | None = None) 
         )
         for i, (lat, lng) in enumerate(points)
     ]
-    with routing_scope():
-        made = Gist.objects.using("default").bulk_create(rows)
+    made = as_another_client(lambda: Gist.objects.using("default").bulk_create(rows))
     wait_for_replicas()
     return made

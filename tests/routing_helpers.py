@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.db import connections
 from django.db.models.expressions import RawSQL
 from pgcluster import Cluster
 
 from gists.models import Gist
+
+T = TypeVar("T")
 
 
 def ports() -> dict[str, int]:
@@ -39,6 +44,18 @@ def decision(**hints: object) -> tuple[str, str]:
     assert key[0] == alias, (key, alias)
     assert count == 1, key
     return key
+
+
+def as_another_client(func: Callable[[], T]) -> T:
+    """``func`` run as another client's request would be: in a context and a routing scope of its
+    own, so that its writes do not pin this test's scope (a nested scope would hand them on)."""
+    from dbrouting import routing_scope
+
+    def request() -> T:
+        with routing_scope():
+            return func()
+
+    return contextvars.Context().run(request)
 
 
 def served_by_each(count: int) -> list[str]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
 import pytest
 
-from dbrouting.assessment import ReplicaHealth, assess
+from dbrouting.assessment import ReplicaHealth, Snapshot, assess
 from dbrouting.conf import Config
 from dbrouting.probe import PrimaryProbe, ReplicaProbe
 from dbrouting.strategies import RoundRobin
@@ -179,3 +180,20 @@ def test_max_lag_bytes__limits_only_when_set(max_lag_bytes: int | None) -> None:
     [health] = run([(replica(replay=1000, age=0.1), primary(lsn=6000))])
     assert fit(health, 5.0, max_lag_bytes)
     assert not fit(health, 5.0, 100)
+
+
+def test_snapshot__keeps_its_usable_replicas_exactly_until_one_would_stop_being_usable() -> None:
+    [behind] = run([(replica(replay=1000, age=2.0), primary(lsn=1200))])  # 2 s and 200 bytes behind
+    [caught_up] = run([(replica(replay=1200), primary(lsn=1200))])
+    caught_up = dataclasses.replace(caught_up, alias="c")
+    config = dataclasses.replace(CONFIG, replicas=("r", "c"))
+    snapshot = Snapshot({"r": behind, "c": caught_up})
+    assert set(snapshot.usable(config)) == {"r", "c"}
+    worked_for, until, usable = snapshot.default_usable
+    assert worked_for is config
+    assert set(usable) == {"r", "c"}
+    assert until == pytest.approx((behind.measured_at or 0) + 5.0 - 2.0)  # when "r" passes the tolerance
+    assert fit(behind, 5.0, 1000, now=until - 1e-6, stall_limit=config.stall_limit)
+    assert not fit(behind, 5.0, 1000, now=until + 1e-6, stall_limit=config.stall_limit)
+    assert set(snapshot.usable(config, tolerance=60.0)) == {"r", "c"}
+    assert snapshot.default_usable[1] == until  # a block's own tolerance leaves the record alone

@@ -29,7 +29,7 @@ from gists.models import Gist
 from . import celery_app
 from .conftest import replica_aliases, wait_for_replicas, wait_until
 from .factories import make_gist
-from .routing_helpers import pause_replay, ports, resume_replay
+from .routing_helpers import as_another_client, pause_replay, ports, resume_replay
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_TIMEOUT_S = 60.0
@@ -115,8 +115,7 @@ def test_task_published_without_a_write__has_no_token_and_reads_a_paused_replica
     ready_worker: Worker, replay_control: Cluster
 ) -> None:
     pause_every_replica(replay_control)
-    with routing_scope():  # another client's write
-        gist = create("not for the task")
+    gist = as_another_client(lambda: create("not for the task"))  # another client's write
     assert not current_state().wrote  # the publishing scope
     result = ready_worker.run(celery_app.read_gist, gist.gist_id)
     assert result["token"] is None

@@ -120,3 +120,26 @@ def test_config__defaults_and_override_settings() -> None:
         assert get_config().max_staleness_seconds == 30.0
         assert get_config().check_interval_seconds == 0.5
     assert get_config().check_interval_seconds == 0.2  # the test settings again
+
+
+def test_checks__replica_with_atomic_requests_or_autocommit_off() -> None:
+    with override_settings(DATABASES=databases(replica1={"ATOMIC_REQUESTS": True})):
+        assert "dbrouting.E008" in ids()
+    with override_settings(DATABASES=databases(replica2={"AUTOCOMMIT": False})):
+        assert "dbrouting.E008" in ids()
+
+
+def test_checks__migrate_command_of_another_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.core import management
+
+    commands = {**management.get_commands(), "migrate": "django.core"}  # Django's own won
+    monkeypatch.setattr(management, "get_commands", lambda: commands)
+    assert ids() == {"dbrouting.W004"}
+
+
+def test_serious__lists_errors_for_replica_status_not_warnings() -> None:
+    from dbrouting.checks import serious
+
+    assert serious() == []
+    with override_settings(DATABASE_ROUTERS=[]):
+        assert [line.split(":")[0] for line in serious()] == ["dbrouting.E001"]

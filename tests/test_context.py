@@ -96,3 +96,19 @@ def test_decorator__refuses_generators() -> None:
         use_primary()(gen)
     with pytest.raises(TypeError, match="generator"):
         use_primary()(agen)
+
+
+def test_nested_scope__hands_its_writes_on_to_the_enclosing_scope() -> None:
+    from dbrouting import routing_scope
+    from dbrouting.context import current_state
+
+    with routing_scope():
+        outer = current_state()
+        with routing_scope():
+            assert current_state() is not outer
+            assert not current_state().pinned  # fresh inside
+        assert not outer.wrote  # a scope that did not write hands nothing on
+        with routing_scope():
+            current_state().wrote = current_state().pinned = True
+        assert outer.wrote
+        assert outer.pinned

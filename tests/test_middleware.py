@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client, override_settings
 
+from dbrouting.context import current_state
+
 from .factories import make_gist
 from .routing_helpers import ports
 
@@ -85,3 +87,22 @@ def test_atomic_requests__a_get_reads_a_replica_until_a_write_and_an_explicit_at
     nested = Client().get("/explicit-atomic/").json()  # no causal token from the write above
     assert by_port()[nested["before"]].startswith("replica")
     assert by_port()[nested["inside"]] == "default"  # an explicit atomic() inside the view
+
+
+@pytest.mark.usefixtures("atomic_requests")
+def test_atomic_requests__only_the_views_own_block_is_exempt(client: Client) -> None:
+    in_view, after_view = client.get("/atomic-after-view/")["X-Ports"].split(",")
+    assert by_port()[int(in_view)].startswith("replica")  # inside ATOMIC_REQUESTS' block, no write yet
+    assert by_port()[int(after_view)] == "default"  # an atomic block of its own, after the view
+    (port,) = client.get("/non-atomic/").json()["ports"]
+    assert by_port()[port].startswith("replica")
+
+
+@pytest.mark.parametrize(("method", "expected"), [("get", "replica"), ("post", "default")])
+def test_streaming__reads_after_the_view_stay_in_the_requests_scope(client: Client, method: str, expected: str) -> None:
+    before = current_state().tally()
+    response = getattr(client, method)("/streamed/")
+    served = {by_port()[int(line)] for line in b"".join(response.streaming_content).decode().split()}
+    assert len(served) == 1
+    assert next(iter(served)).startswith(expected)
+    assert current_state().tally() == before  # not this test's (the thread's) scope

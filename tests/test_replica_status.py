@@ -210,3 +210,27 @@ def test_router_gauge_and_command__agree_in_every_state(replay_control: Cluster)
     assert verdicts()["replica1"] == ("rejoining", False, False, False)
     assert verdicts()["replica2"] == ("ok", True, True, True)
     wait_until(lambda: agree("ok"), timeout=30, what="replica1 back, all agreeing")
+
+
+def test_misconfiguration_found_by_the_checks__exit_code_2() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    with override_settings(DATABASE_ROUTERS=[]), pytest.raises(SystemExit) as exit_info:
+        call_command("replica_status", stdout=out, stderr=err)
+    assert exit_info.value.code == 2
+    assert err.getvalue().startswith("replica_status: configuration: dbrouting.E001: ")
+
+
+@override_settings(DBROUTING={"CHECK_INTERVAL_SECONDS": 0.2, "PROBE_TIMEOUT_SECONDS": 0.1})
+def test_no_probe_round_completes__exit_code_2_with_the_cause(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dbrouting.health import cache
+
+    def broken() -> None:
+        raise ValueError("the probe round broke")
+
+    monkeypatch.setattr(cache, "refresh", broken)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("replica_status", "--json", stdout=out, stderr=err)
+    assert exit_info.value.code == 2
+    assert "health cache: no probe round completed within" in err.getvalue()
+    assert err.getvalue().rstrip().endswith(": the probe round broke")

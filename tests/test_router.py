@@ -18,13 +18,21 @@ from pgcluster import Cluster
 from dbrouting import max_staleness, replica_health, routing_scope, use_primary
 from dbrouting.context import current_state, read_after_lsn
 from dbrouting.health import cache
-from dbrouting.router import decide
+from dbrouting.router import PrimaryReplicaRouter, decide
 from dbrouting.writes import note_write
 from gists.models import Gist
 
 from .conftest import usable, wait_for_replicas, wait_until
 from .factories import make_gist
-from .routing_helpers import ReadLoop, decision, pause_replay, resume_replay, served_by, served_by_each
+from .routing_helpers import (
+    ReadLoop,
+    as_another_client,
+    decision,
+    pause_replay,
+    resume_replay,
+    served_by,
+    served_by_each,
+)
 
 pytestmark = pytest.mark.usefixtures("warm_health")
 
@@ -176,8 +184,9 @@ def test_hung_replica__bounded_latency_and_zero_errors(cluster: Cluster) -> None
 
 
 def make_gist_on_primary() -> None:
-    with routing_scope():  # another client's write: this test's reads stay unpinned
-        Gist.objects.using("default").create(title="advance WAL", content="c", latitude=0, longitude=0)
+    as_another_client(  # another client's write: this test's reads stay unpinned
+        lambda: Gist.objects.using("default").create(title="advance WAL", content="c", latitude=0, longitude=0)
+    )
 
 
 def test_health__reports_lag_and_positions_for_each_replica() -> None:
@@ -255,9 +264,12 @@ def test_decision__a_pinned_scope_an_unsafe_request_and_a_primary_instance_read_
     with routing_scope():
         on_replica = Gist.objects.get(pk=one_gist.pk)
         assert on_replica._state.db.startswith("replica")
-        with routing_scope():  # another scope, which has a replica of its own by now
-            served_by()
+        with routing_scope():  # another scope, on the other replica
+            current_state().replica = {"replica1": "replica2", "replica2": "replica1"}[on_replica._state.db]
             assert decision(instance=on_replica) == (on_replica._state.db, "replica")
+    with routing_scope():  # this test's scope is pinned by now: the first nested scope wrote
+        assert decision(instance=Gist(title="unsaved"))[1] == "replica"  # no node yet: the usual decision
+    assert current_state().pinned
 
 
 def test_decision__follows_a_settings_change_at_once() -> None:
@@ -320,3 +332,20 @@ def test_stalled_prober__reads_leave_the_replicas_once_the_snapshot_is_too_old(m
     assert left_after <= stall_limit + 1.5, left_after  # a probe round or two of slack on a busy machine
     monkeypatch.undo()
     wait_until(lambda: served_by_each(1)[0].startswith("replica"), what="reads on the replicas again")
+
+
+def test_decision__the_reads_of_a_scope_that_changes_replica_are_counted_on_each() -> None:
+    with routing_scope():
+        first = decide()
+        for _ in range(3):
+            assert decide() == first
+        cache.mark_down(first, "test: gone mid-scope")
+        second = decide()
+        assert second not in (first, "default")
+        assert current_state().tally() == {(first, "replica"): 4, (second, "replica"): 1}
+
+
+def test_decision__an_instance_of_another_database_is_left_to_other_routers() -> None:
+    other = Gist(title="elsewhere")
+    other._state.db = "archive"
+    assert PrimaryReplicaRouter().db_for_read(Gist, instance=other) is None

@@ -35,6 +35,8 @@ from dbrouting.writes import writes
         (b"SELECT 1", False),
         (sql.SQL("SELECT {} FROM {}").format(sql.Identifier("delete"), sql.Identifier("t")), False),
         (sql.SQL("INSERT INTO {} VALUES (%s)").format(sql.Identifier("t")), True),
+        ("SELECT share1, x1update FROM t", False),  # words, not keywords
+        ("SELECT E'\\''; DELETE FROM t; -- '", True),  # an escaped quote in an E-string ends nothing
         ("", False),
     ],
 )

@@ -112,7 +112,7 @@ class FailoverMixin:
         cache.mark_down(self.alias, reason)
         with contextlib.suppress(Exception):
             self.close()  # type: ignore[attr-defined]
-        alias = decide(exclude={self.alias})
+        alias = decide(exclude={self.alias}) or get_config().primary  # no instance hint: never None
         logger.info("read on %s failed over to %s (%s)", self.alias, alias, reason)
         return connections[alias]
 
