@@ -82,11 +82,12 @@ class Snapshot:
         self,
         replicas: Mapping[str, ReplicaHealth] | None = None,
         primary: PrimaryProbe | None = None,
-        primary_lsn: int | None = None,  # the primary's position at its last successful probe
+        last_good: PrimaryProbe | None = None,  # the primary's last successful probe
     ) -> None:
         self.replicas: Mapping[str, ReplicaHealth] = replicas or {}
         self.primary = primary
-        self.primary_lsn = primary_lsn
+        self.last_good = last_good
+        self.primary_up = primary is None or primary.ok  # not probed yet counts as up
         # The usable replicas under the default tolerance: for which settings they were worked
         # out, until when (monotonic) they hold without a new probe, and which they are. One
         # tuple, replaced whole: a reader in another thread never sees parts of two answers.
@@ -94,17 +95,25 @@ class Snapshot:
 
     def usable(self, config: Config, tolerance: float | None = None) -> Mapping[str, ReplicaHealth]:
         """The replicas (alias -> health, in ``REPLICAS`` order) fit to serve reads now under
-        ``tolerance`` (default: the configured one): what the router, the gauge, the status
-        command and the admin page all ask. Under the default tolerance the answer is recorded
-        here with until when it holds without a new probe (``default_usable``), for the router."""
+        ``tolerance`` (default: the configured one, or degraded mode's while the primary is
+        unreachable, where only the freshest replicas serve): what the router, the gauge, the
+        status command and the admin page all ask. Under the default tolerance the answer is
+        recorded here with until when it holds without a new probe (``default_usable``)."""
         now = _monotonic()
-        at = config.max_staleness_seconds if tolerance is None else tolerance
+        at = config.tolerance(self.primary_up) if tolerance is None else tolerance
         found = {
             alias: health
             for alias in config.replicas
             if (health := self.replicas.get(alias)) is not None
             and health.usable(at, config.max_lag_bytes, config.stall_limit, now)
         }
+        if found and at != config.max_staleness_seconds and tolerance is None:  # degraded: the freshest
+            freshest = min(h.window_lag_seconds or 0.0 for h in found.values())
+            found = {
+                a: h
+                for a, h in found.items()
+                if (h.window_lag_seconds or 0.0) - freshest <= config.max_staleness_seconds
+            }
         if tolerance is None:
             until = [now + config.stall_limit, *(h.usable_until(at, config.stall_limit) for h in found.values())]
             self.default_usable = (config, min(until), found)
@@ -120,14 +129,14 @@ def marked_down(previous: ReplicaHealth, reason: str) -> ReplicaHealth:
 
 
 def assess(
-    previous: ReplicaHealth, result: ReplicaProbe, primary: PrimaryProbe, config: Config, primary_lsn: int | None
+    previous: ReplicaHealth, result: ReplicaProbe, primary: PrimaryProbe, config: Config, last_good: PrimaryProbe | None
 ) -> ReplicaHealth:
     """The new health of a replica from its probe and the primary's (pure).
 
-    ``primary_lsn`` is the primary's position at its last successful probe, the reference when
-    this round's primary probe failed: a failed probe does not mean nothing is committing.
+    ``last_good`` is the primary's last successful probe, the reference when this round's failed:
+    its position (a failed probe does not mean nothing is committing), its cluster's identifier.
     """
-    left = _not_a_standby(result, primary)
+    left = _not_a_standby(result, primary if primary.ok else last_good)
     if left is not None:
         state, reason = left
         return ReplicaHealth(
@@ -136,18 +145,19 @@ def assess(
             skew=previous.skew, ever_left=True, marked_down_at=previous.marked_down_at, checked_at=time.time(),
             measured_at=result.started, probe_seconds=result.duration,
         )  # fmt: skip
-    health = _lag(previous, result, primary, config, primary_lsn)
+    health = _lag(previous, result, primary, config, last_good.lsn if last_good is not None else None)
     return _availability(previous, health, result, config)
 
 
-def _not_a_standby(result: ReplicaProbe, primary: PrimaryProbe) -> tuple[str, str | None] | None:
-    """(state, reason) of a replica that cannot serve at all (down, promoted, foreign), else None."""
+def _not_a_standby(result: ReplicaProbe, primary: PrimaryProbe | None) -> tuple[str, str | None] | None:
+    """(state, reason) of a replica that cannot serve at all (down, promoted, foreign: ``primary``
+    is the primary's probe of this round, or its last successful one), else None."""
     if not result.ok:
         return DOWN, result.error
     if not result.in_recovery:
         return PROMOTED, "not in recovery: promoted"
-    ids = (result.system_identifier, primary.system_identifier)
-    if primary.ok and None not in ids and ids[0] != ids[1]:
+    ids = (result.system_identifier, primary.system_identifier if primary is not None else None)
+    if None not in ids and ids[0] != ids[1]:
         return FOREIGN, "not a standby of this primary (another cluster's system identifier)"
     return None
 
@@ -199,7 +209,8 @@ def _availability(
     caught_up = health.primary_lsn is not None and replay >= health.primary_lsn
     replayed_all = result.receive_lsn is None or replay >= result.receive_lsn
     lag = math.inf if health.lag_seconds is None else health.lag_seconds
-    linked = bool(health.receiving) or caught_up or (replayed_all and lag <= config.max_staleness_seconds)
+    tolerance = config.tolerance(primary_up=health.primary_lsn is not None)
+    linked = bool(health.receiving) or caught_up or (replayed_all and lag <= tolerance)
     streak, need = (previous.good_streak + 1 if linked else 0), max(1, config.rejoin_after_checks)
     available = linked and (not (health.ever_left or not linked) or streak >= need)
     health = replace(health, available=available, good_streak=streak, ever_left=not available)
@@ -209,7 +220,10 @@ def _availability(
         )
     if not available:
         return replace(health, state=REJOINING, reason=f"{streak}/{need} good probes")
-    if not health.usable(config.max_staleness_seconds, config.max_lag_bytes, math.inf, health.measured_at or 0):
-        reason = f"lag {health.window_lag_seconds:.2f} s / {health.window_lag_bytes} bytes over the tolerance"
+    if not health.usable(tolerance, config.max_lag_bytes, math.inf, health.measured_at or 0):
+        limit = "" if config.max_lag_bytes is None else f" (limit {config.max_lag_bytes})"
+        reason = (
+            f"lag {health.window_lag_seconds:.2f} s (tolerance {tolerance:g} s), {health.window_lag_bytes} bytes{limit}"
+        )
         return replace(health, state=LAGGING, reason=reason)  # the predicate, at the moment of the probe
     return replace(health, state=OK, reason=None)

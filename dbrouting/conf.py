@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "PRIMARY": "default",
     # The staleness tolerance in force unless a block or view sets its own (max_staleness()).
     "MAX_STALENESS_SECONDS": 5.0,
+    # While the primary cannot be reached, replicas serve reads up to this stale (degraded mode;
+    # None: as long as the outage lasts; 0: off, reads go to the primary and fail).
+    "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS": 300.0,
     # A replica further behind the primary than this many bytes of WAL gets no reads (None: off).
     "MAX_LAG_BYTES": 64 * 1024 * 1024,
     # How often each process probes each node, in the background.
@@ -64,6 +67,7 @@ class Config:
     replicas: tuple[str, ...]
     primary: str
     max_staleness_seconds: float
+    primary_outage_max_staleness_seconds: float  # inf: unbounded; 0: no degraded mode
     max_lag_bytes: int | None
     check_interval_seconds: float
     connect_timeout_seconds: float
@@ -83,6 +87,12 @@ class Config:
         """libpq's ``connect_timeout``: whole seconds, at least 2 (libpq treats 1 as 2)."""
         return max(2, math.ceil(self.connect_timeout_seconds))
 
+    def tolerance(self, primary_up: bool) -> float:
+        """The default staleness tolerance: the configured one, or degraded mode's while the
+        primary cannot be reached (if degraded mode is on)."""
+        outage = self.primary_outage_max_staleness_seconds
+        return self.max_staleness_seconds if primary_up or not outage else max(outage, self.max_staleness_seconds)
+
     @property
     def stall_limit(self) -> float:
         """A snapshot older than this many seconds means the prober is stuck: trust it no more."""
@@ -96,6 +106,12 @@ def _number(merged: dict[str, Any], name: str, *, minimum: float, allow_none: bo
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
         raise SettingError(f"DBROUTING['{name}'] must be a number >= {minimum}, not {value!r}")
     return value
+
+
+def _unbounded(merged: dict[str, Any], name: str) -> float:
+    """A number of seconds, or None for no bound (infinity)."""
+    value = _number(merged, name, minimum=0, allow_none=True)
+    return math.inf if value is None else float(value)
 
 
 def _instance(name: str, path: Any) -> Any:
@@ -122,6 +138,7 @@ def get_config() -> Config:
         replicas=_replicas(merged["REPLICAS"], primary),
         primary=primary,
         max_staleness_seconds=float(_number(merged, "MAX_STALENESS_SECONDS", minimum=0)),
+        primary_outage_max_staleness_seconds=_unbounded(merged, "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS"),
         max_lag_bytes=_number(merged, "MAX_LAG_BYTES", minimum=0, allow_none=True),
         check_interval_seconds=float(_number(merged, "CHECK_INTERVAL_SECONDS", minimum=0.01)),
         connect_timeout_seconds=float(_number(merged, "CONNECT_TIMEOUT_SECONDS", minimum=1)),

@@ -67,8 +67,7 @@ class HealthCache:
         """A new snapshot (with the lock held); the gauges follow it."""
         last = self.latest
         primary = primary or last.primary
-        position = primary.lsn if primary is not None and primary.ok and primary.lsn is not None else last.primary_lsn
-        self.latest = Snapshot(replicas, primary, position)
+        self.latest = Snapshot(replicas, primary, primary if primary is not None and primary.ok else last.last_good)
         with contextlib.suppress(ImproperlyConfigured):  # reported by the prober's round
             metrics.observe_snapshot(self.latest, get_config())
 
@@ -117,15 +116,16 @@ class HealthCache:
                 if result.started < previous.marked_down_at:
                     replicas[alias] = previous  # began before a request saw it fail: too old to readmit it
                     continue
-                replicas[alias] = assess(previous, result, primary, config, self.latest.primary_lsn)
+                replicas[alias] = assess(previous, result, primary, config, self.latest.last_good)
                 _log_transition(previous, replicas[alias])
+            _log_primary(self.latest.primary, primary, config)
             self._publish(replicas, primary)
             metrics.observe_probes(results.values())
             self.rounds += 1
             self._round_done.notify_all()
-        for alias, result in results.items():
-            if result.timed_out:
-                abort_connections(alias)  # queries stuck on a hung replica fail over now
+        hung = [alias for alias, result in results.items() if result.timed_out] + [config.primary] * primary.timed_out
+        for alias in hung:
+            abort_connections(alias)  # queries stuck on a hung node fail now (reads fail over)
         return self.latest
 
     def _probe_primary(self, config: Config, pool: ThreadPoolExecutor) -> probe.PrimaryProbe:
@@ -135,7 +135,8 @@ class HealthCache:
         if done:
             return future.result()
         self._kept.abort(config.primary)
-        return probe.PrimaryProbe(config.primary, False, config.probe_timeout_seconds, started, error="timed out")
+        timeout = config.probe_timeout_seconds
+        return probe.PrimaryProbe(config.primary, False, timeout, started, f"timed out after {timeout:g} s", True)
 
     def _probe_replicas(self, config: Config, pool: ThreadPoolExecutor) -> dict[str, probe.ReplicaProbe]:
         timeout = config.probe_timeout_seconds
@@ -190,6 +191,19 @@ class HealthCache:
         self._kept.close_all()
 
 
+def _log_primary(previous: probe.PrimaryProbe | None, current: probe.PrimaryProbe, config: Config) -> None:
+    """The start and the end of an outage of the primary, once each."""
+    if current.ok == (previous is None or previous.ok):
+        return
+    if current.ok:
+        logger.warning("primary %s reachable again: writes work, normal lag rules apply", current.alias)
+    elif config.primary_outage_max_staleness_seconds:
+        logger.error("primary %s unreachable (%s): degraded mode, reads on replicas up to %g s stale, "
+                     "writes fail", current.alias, current.error, config.tolerance(primary_up=False))  # fmt: skip
+    else:
+        logger.error("primary %s unreachable (%s): writes and reads fail", current.alias, current.error)
+
+
 def _log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
     if previous.state == current.state:
         return
@@ -209,3 +223,9 @@ os.register_at_fork(after_in_child=lambda: cache._after_fork())
 def replica_health() -> Mapping[str, ReplicaHealth]:
     """Every configured replica's last known health, from memory (no I/O)."""
     return cache.snapshot().replicas
+
+
+def primary_available() -> bool:
+    """False while the primary does not answer its probes (degraded mode: writes fail, reads go to
+    the replicas), from memory; True before the first probe."""
+    return cache.snapshot().primary_up

@@ -28,6 +28,10 @@ replica_usable = Gauge(
     "dbrouting_replica_usable", "1 when the replica gets reads under the default tolerance.", ["alias"],
     multiprocess_mode="livemin",
 )  # fmt: skip
+primary_up = Gauge(
+    "dbrouting_primary_up", "1 while the primary answers its probes; 0 in degraded mode (reads on replicas).",
+    multiprocess_mode="livemin",
+)  # fmt: skip
 probe_duration_seconds = Histogram(
     "dbrouting_probe_duration_seconds", "Duration of health probes.", ["alias"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
@@ -46,6 +50,7 @@ def count_reads(reads: Mapping[tuple[str, str], int]) -> None:
 def observe_snapshot(snapshot: Any, config: Any) -> None:
     """Lag and usability gauges of a new snapshot (``Snapshot.usable``, as the router asks)."""
     usable = snapshot.usable(config)
+    primary_up.set(1 if snapshot.primary_up else 0)
     for alias, health in snapshot.replicas.items():
         # Unknown (the replica is down, or not probed yet) is +Inf, never the last value seen: a
         # dead replica must not look caught up, and its staleness has no bound. Not NaN: under

@@ -14,13 +14,15 @@ from . import causal
 from .conf import get_config
 from .context import RoutingState, current_state, routing_scope, state_var
 from .exceptions import InvalidToken
+from .health import cache
 from .metrics import count_reads
 
 logger = logging.getLogger("dbrouting")
 
 SERVED_BY_HEADER = "X-DB-Served-By"  # the nodes that served the request's reads
+DEGRADED_HEADER = "X-DB-Degraded"  # a read served by a replica while the primary is unreachable
 _END = object()
-ROUTE_HEADER = "X-DB-Route"  # each with the reasons it served reads for: "replica2 (replica)"
+ROUTE_HEADER = "X-DB-Route"  # each with its reasons: "default (write), replica2 (replica)"
 
 
 def _in_scope(state: RoutingState, chunks: Iterable[Any]) -> Iterator[Any]:
@@ -118,10 +120,12 @@ class RoutingMiddleware:
     def end(request: Any, response: Any, bad_token: bool) -> None:
         config = get_config()
         state = current_state()
-        reads = state.tally()
-        if config.served_by_header and reads:
-            response[SERVED_BY_HEADER] = ",".join(sorted({alias for alias, _ in reads}))
-            response[ROUTE_HEADER] = ", ".join(f"{alias} ({reason})" for alias, reason in sorted(reads))
+        routes = {**state.tally(), **({(config.primary, "write"): 1} if state.wrote else {})}
+        if not cache.latest.primary_up and any(alias != config.primary for alias, _ in routes):
+            response[DEGRADED_HEADER] = "primary unreachable; read from a replica"
+        if config.served_by_header and routes:
+            response[SERVED_BY_HEADER] = ",".join(sorted({alias for alias, _ in routes}))
+            response[ROUTE_HEADER] = ", ".join(f"{alias} ({reason})" for alias, reason in sorted(routes))
         store = config.token_store
         if store is None:
             return

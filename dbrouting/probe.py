@@ -63,6 +63,7 @@ class PrimaryProbe:
     duration: float
     started: float  # time.monotonic() before asking: the position is at least this recent
     error: str | None = None
+    timed_out: bool = False  # no answer in time: the server may be hung
     lsn: int | None = None
     clock: float | None = None
     system_identifier: int | None = None

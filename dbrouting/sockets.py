@@ -43,6 +43,7 @@ def _cut(sock: socket.socket | None) -> bool:
 
 def register(alias: str, wrapper: Any, raw_connection: Any) -> None:
     """Remember a Django connection wrapper talking to ``alias`` (``release`` forgets it)."""
+    release(wrapper)  # its previous connection's, if it reconnected without a close we saw
     wrapper._dbrouting_socket = duplicate_socket(raw_connection)
     if wrapper._dbrouting_socket is not None:
         with _lock:

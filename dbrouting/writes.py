@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg import sql as psycopg_sql
 
+from . import sockets
 from .conf import get_config
 from .context import current_state
 
@@ -74,6 +75,9 @@ def detect_writes(execute: Any, sql: Any, params: Any, many: bool, context: Any)
 
 
 def install_write_detector(sender: Any, connection: Any, **kwargs: Any) -> None:
-    """``connection_created`` receiver: every connection to the primary, in every thread."""
-    if connection.alias == get_config().primary and detect_writes not in connection.execute_wrappers:
-        connection.execute_wrappers.append(detect_writes)
+    """``connection_created`` receiver: every connection to the primary, in every thread, gets
+    the write detector, and is registered so the prober can cut it when it finds the primary hung."""
+    if connection.alias == get_config().primary:
+        sockets.register(connection.alias, connection, connection.connection)
+        if detect_writes not in connection.execute_wrappers:
+            connection.execute_wrappers.append(detect_writes)

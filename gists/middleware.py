@@ -32,10 +32,13 @@ class DatabaseUnavailableMiddleware:
         logger.warning("database unavailable for %s %s: %s", request.method, request.path, first_line)
         response: HttpResponse
         if request.path.startswith("/api/"):
-            body = {"errors": {"database": ["Temporarily unavailable; retry shortly."]}}
+            body = {"errors": {"database": ["Read-only for the moment: the database is unavailable; retry shortly."]}}
             response = JsonResponse(body, status=503)
         else:
-            text = "<h1>Temporarily unavailable</h1><p>Please try again in a few seconds.</p>"
+            text = (
+                "<h1>Read-only for the moment</h1>"
+                "<p>The database is unavailable. Please try again in a few seconds.</p>"
+            )
             response = HttpResponse(text, status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

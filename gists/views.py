@@ -7,6 +7,8 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from dbrouting import primary_available
+
 from . import geo
 from .forms import GistForm, NearbyForm, PageForm
 from .models import Gist
@@ -64,7 +66,7 @@ def gist_create(request: HttpRequest) -> HttpResponse:
             gist = form.save()
             return HttpResponseRedirect(gist_url(gist))
         return render(request, "gists/create.html", {"form": form}, status=400)
-    return render(request, "gists/create.html", {"form": GistForm()})
+    return render(request, "gists/create.html", {"form": GistForm(), "read_only": not primary_available()})
 
 
 def gist_url(gist: Gist) -> str:

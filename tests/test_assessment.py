@@ -16,7 +16,7 @@ from dbrouting.strategies import RoundRobin
 CONFIG = Config(
     replicas=("r",), primary="default", max_staleness_seconds=5.0, max_lag_bytes=1000,
     check_interval_seconds=0.5, connect_timeout_seconds=2, probe_timeout_seconds=1,
-    strategy=RoundRobin(), rejoin_after_checks=2, pin_after_write=True,
+    primary_outage_max_staleness_seconds=0.0, strategy=RoundRobin(), rejoin_after_checks=2, pin_after_write=True,
     primary_read_methods=frozenset({"POST"}), token_store=None, causal_cookie_name="c",
     causal_token_max_age_seconds=60, served_by_header=False, metrics_allowed_networks=("127.0.0.1/32",),
 )  # fmt: skip
@@ -42,10 +42,10 @@ def replica(replay: int = 1000, receive: int | None = None, age: float | None = 
 
 def run(probes: list[tuple[ReplicaProbe, PrimaryProbe]], config: Config = CONFIG) -> list[ReplicaHealth]:
     """Assess probe after probe, as the health cache does (the primary's last known position too)."""
-    health, position, out = ReplicaHealth("r"), None, []
+    health, last_good, out = ReplicaHealth("r"), None, []
     for result, prim in probes:
-        health = assess(health, result, prim, config, position)
-        position = prim.lsn if prim.ok else position
+        health = assess(health, result, prim, config, last_good)
+        last_good = prim if prim.ok else last_good
         out.append(health)
     return out
 
@@ -197,3 +197,35 @@ def test_snapshot__keeps_its_usable_replicas_exactly_until_one_would_stop_being_
     assert not fit(behind, 5.0, 1000, now=until + 1e-6, stall_limit=config.stall_limit)
     assert set(snapshot.usable(config, tolerance=60.0)) == {"r", "c"}
     assert snapshot.default_usable[1] == until  # a block's own tolerance leaves the record alone
+
+
+def test_degraded__with_the_primary_unreachable_replicas_serve_up_to_the_outage_tolerance() -> None:
+    down = PrimaryProbe("default", ok=False, duration=0.001, started=time.monotonic(), error="refused")
+    config = dataclasses.replace(CONFIG, replicas=("r", "s"), primary_outage_max_staleness_seconds=60.0)
+    cut_off = {"wal_receiver_status": None}
+    *_, fresh = run(
+        [(replica(replay=3000), primary(lsn=3000)), (replica(replay=3000, age=30.0, **cut_off), down)], config
+    )
+    *_, stale = run(
+        [(replica(replay=2000, age=20.0), primary(lsn=3000)), (replica(replay=2000, age=50.0, **cut_off), down)], config
+    )
+    stale = dataclasses.replace(stale, alias="s")
+    assert fresh.state == "ok"  # not "not_streaming": its receiver has no primary to stream from
+    snapshot = Snapshot({"r": fresh, "s": stale}, down)
+    assert not snapshot.primary_up
+    assert fresh.lag_seconds is not None
+    assert fresh.lag_seconds < 1  # seen caught up a moment ago, not the 30 s since the last commit
+    assert stale.state == "ok"  # 50 s: within the outage's 60
+    assert set(snapshot.usable(config)) == {"r"}  # but 50 s behind "r": more than the usual 5 s
+    assert set(snapshot.usable(config, tolerance=40.0)) == {"r"}  # a block's own tolerance, not the outage's
+    off = dataclasses.replace(config, primary_outage_max_staleness_seconds=0.0)
+    stale_alone = Snapshot({"s": stale}, down)
+    assert set(stale_alone.usable(config)) == {"s"}  # the freshest there is, within the outage's 60 s
+    assert set(stale_alone.usable(off)) == set()  # no degraded mode: the usual 5 s, as before
+
+
+def test_foreign_server__is_known_while_the_primary_is_unreachable() -> None:
+    down = PrimaryProbe("default", ok=False, duration=0.0, started=time.monotonic(), error="refused")
+    first = PrimaryProbe("default", ok=True, duration=0.0, started=time.monotonic(), lsn=10, system_identifier=1)
+    healths = run([(replica(replay=10, system_identifier=1), first), (replica(replay=10, system_identifier=2), down)])
+    assert [h.state for h in healths] == ["ok", "foreign"]

@@ -60,7 +60,7 @@ def test_a_write__pins_the_rest_of_its_request_and_the_header_shows_both(client:
     body = response.json()
     assert by_port()[body["before"]].startswith("replica")
     assert by_port()[body["after"]] == "default"
-    assert response["X-DB-Route"] == f"default (pinned), {by_port()[body['before']]} (replica)"
+    assert response["X-DB-Route"] == f"default (pinned), default (write), {by_port()[body['before']]} (replica)"
 
 
 @pytest.fixture

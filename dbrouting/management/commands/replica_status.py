@@ -55,7 +55,10 @@ class Command(BaseCommand):
             raise SystemExit(code)
 
     def _print(self, report: StatusReport, as_json: bool) -> None:
-        self.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else render_table(report))
+        if as_json or report.nodes:  # a configuration error is one line on stderr, no empty table
+            self.stdout.write(
+                json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else render_table(report)
+            )
         for error in report.errors:
             self.stderr.write(f"replica_status: {error}")
 

@@ -1,0 +1,139 @@
+"""Degraded mode: the primary is away (killed, or hung), the replicas keep serving reads, writes
+fail fast and clearly, and everything says so; then the primary returns."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.db import close_old_connections, connections
+from django.test import Client, override_settings
+from pgcluster import Cluster
+from prometheus_client import REGISTRY
+
+from dbrouting import primary_available, replica_health
+
+from .conftest import usable, wait_for_replicas, wait_until
+from .factories import make_gist
+from .routing_helpers import served_by_each
+from .test_replica_status import ROOT
+
+OUTAGE = {
+    "CHECK_INTERVAL_SECONDS": 0.2, "MAX_STALENESS_SECONDS": 1.0, "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS": 60,
+    "SERVED_BY_HEADER": True,
+}  # fmt: skip
+BODY = json.dumps({"title": "during the outage", "content": "c", "latitude": 1.0, "longitude": 2.0})
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("warm_health")]
+
+
+def connect_timeout() -> float:
+    return float(connections["default"].settings_dict["OPTIONS"].get("connect_timeout", 3))
+
+
+@pytest.fixture
+def outage(cluster: Cluster) -> Iterator[Cluster]:
+    """The primary killed (kill -9) once the replicas have its last write; restarted afterwards."""
+    make_gist(title="before the outage")
+    with override_settings(DBROUTING=OUTAGE):
+        wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas usable")
+        cluster.stop("primary", mode="immediate")
+        try:
+            wait_until(lambda: not primary_available(), timeout=10, what="the primary seen as down")
+            yield cluster
+        finally:
+            cluster.start("primary")
+            wait_until(primary_available, timeout=30, what="the primary back")
+    wait_for_replicas()
+    wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas streaming again")
+
+
+def test_primary_killed__reads_answer_from_replicas_past_the_tolerance_and_writes_fail_fast(cluster: Cluster) -> None:
+    gist = make_gist(title="before the outage")
+    client = Client()
+    with override_settings(DBROUTING=OUTAGE):
+        wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas usable")
+        cluster.stop("primary", mode="immediate")
+        try:
+            wait_until(lambda: not primary_available(), timeout=10, what="the primary seen as down")
+            down_at = time.monotonic()
+            assert REGISTRY.get_sample_value("dbrouting_primary_up") == 0.0
+            wait_until(lambda: time.monotonic() - down_at > 3.0, what="three tolerances of outage")
+            for _ in range(6):
+                read = client.get(f"/api/gists/{gist.gist_id}/")
+                assert read.status_code == 200
+                assert read["X-DB-Served-By"] in ("replica1", "replica2")
+                assert read["X-DB-Degraded"] == "primary unreachable; read from a replica"
+            started = time.monotonic()
+            write = client.post("/api/gists/", data=BODY, content_type="application/json")
+            assert write.status_code == 503
+            assert time.monotonic() - started < connect_timeout() + 1
+            assert int(write["Retry-After"]) > 0
+            assert "Read-only for the moment" in write.json()["errors"]["database"][0]
+            page = client.get("/gists/new/")
+            assert page.status_code == 200
+            assert b"Read-only for the moment" in page.content
+            assert b"<form" not in page.content
+            status = subprocess.run(
+                [sys.executable, "manage.py", "replica_status", "--json"], cwd=ROOT, capture_output=True, text=True,
+                timeout=60, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+            )  # fmt: skip
+            assert status.returncode == 2, status.stderr
+            nodes = {n["alias"]: n for n in json.loads(status.stdout)["nodes"]}
+            assert nodes["default"]["reachable"] is False
+            assert nodes["replica1"]["usable"] is True  # listed, and serving
+        finally:
+            cluster.start("primary")
+        wait_until(primary_available, timeout=30, what="the primary back")
+        recovered = time.monotonic()
+
+        def write() -> int:
+            close_old_connections()  # what request_started does, which the test client leaves out
+            return client.post("/api/gists/", data=BODY, content_type="application/json").status_code
+
+        wait_until(lambda: write() == 201, timeout=30, what="writes working again")
+        assert time.monotonic() - recovered < 0.2 + connect_timeout() + 1
+        assert REGISTRY.get_sample_value("dbrouting_primary_up") == 1.0
+    wait_for_replicas()
+
+
+def test_primary_killed__a_promoted_replica_gets_no_reads(outage: Cluster) -> None:
+    outage.promote("replica2")
+    try:
+        wait_until(lambda: replica_health()["replica2"].state == "promoted", what="replica2 seen as promoted")
+        assert set(served_by_each(8)) == {"replica1"}
+    finally:
+        outage.start("primary")
+        wait_until(primary_available, timeout=30, what="the primary back")
+        outage.rebuild("replica2")
+
+
+def test_primary_hung__writes_fail_within_the_connect_timeout(cluster: Cluster) -> None:
+    make_gist(title="before the hang")
+    client = Client()
+    with override_settings(DBROUTING=OUTAGE):
+        assert client.post("/api/gists/", data=BODY, content_type="application/json").status_code == 201
+        cluster.signal("primary", signal.SIGSTOP)  # the kernel still answers TCP: nothing times out by itself
+        try:
+            # A write that would hang fails the test instead of hanging it: the primary wakes later.
+            watchdog = threading.Timer(connect_timeout() + 5, cluster.signal, ("primary", signal.SIGCONT))
+            watchdog.start()
+            started = time.monotonic()
+            write = client.post("/api/gists/", data=BODY, content_type="application/json")  # on its kept connection
+            elapsed = time.monotonic() - started
+            watchdog.cancel()
+            assert write.status_code == 503
+            assert elapsed < connect_timeout() + 1, elapsed
+            read = Client().get("/api/gists/")
+            assert read.status_code == 200
+            assert read["X-DB-Served-By"] in ("replica1", "replica2")
+        finally:
+            cluster.signal("primary", signal.SIGCONT)
+        wait_until(primary_available, timeout=30, what="the primary back")
+    wait_for_replicas()
