@@ -62,5 +62,6 @@ terraform-test:  ## fmt, validate, terraform test, checkov, apply/destroy agains
 chaos: venv cluster-up  ## faults under load at full size, and the fuzzing; the totals are the last lines
 	@rm -f .pgdata/chaos-totals.txt
 	CHAOS_SECONDS=$${CHAOS_SECONDS:-20} CHAOS_CLIENTS=$${CHAOS_CLIENTS:-8} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-3000} \
+		CHAOS_PRIMARY_HOLD=$${CHAOS_PRIMARY_HOLD:-30} \
 		CHAOS_TOTALS_FILE=.pgdata/chaos-totals.txt $(VENV)/bin/pytest -m "chaos or fuzz" -p no:randomly -q; \
 		status=$$?; cat .pgdata/chaos-totals.txt 2>/dev/null; exit $$status

@@ -112,6 +112,9 @@ def databases_from_env(
         return config
 
     databases = {"default": build("DATABASE_URL", primary_url, "default")}
+    # dbrouting's engine on the primary too: its sockets can be cut, and it is not connected to
+    # while hung (a write fails at once instead of waiting out the connect timeout).
+    databases["default"]["ENGINE"] = REPLICA_ENGINE
     test_name = f"test_{databases['default']['NAME']}"
     databases["default"]["TEST"] = {"NAME": test_name}
     entries = [u.strip() for u in replica_urls.split(",") if u.strip()]

@@ -1,6 +1,6 @@
 """Read-your-writes across requests by WAL position, not by timer.
 
-When a request writes on the primary, the primary's WAL insert position after the request is
+When a request writes on the primary, the primary's WAL write position after the request is
 its *causal token*. The token rides to the client's next requests (a signed cookie, or the
 session), and their reads go only to replicas whose replay position, as the health cache knows
 it, has reached it; to the primary while none has. A token every replica has passed is dropped.
@@ -60,10 +60,12 @@ class CausalToken:
 
 
 def capture(at_least: int | None = None) -> CausalToken:
-    """The primary's WAL insert position now: at or past the end of every commit made so far;
+    """The primary's WAL write position now: at or past the end of every commit made so far (with
+    ``synchronous_commit`` on, a commit returns once flushed). Not the insert position, which can
+    point past a page header no replica reaches until more WAL comes (never, if the primary dies);
     ``at_least`` (the position of a token the scope came with) where that is further."""
     with connections[get_config().primary].cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+        cursor.execute("SELECT pg_current_wal_lsn()::text")
         (text,) = cursor.fetchone()
     return CausalToken(max(lsn.parse(text) or 0, at_least or 0), int(time.time() * 1000))
 

@@ -36,3 +36,7 @@ class RoutingBlockError(DbRoutingError, RuntimeError):
 
 class ReplicaMarkedDown(DbRoutingError, OperationalError):
     """A connection to a replica the health cache has just found down was not attempted."""
+
+
+class PrimaryUnavailable(DbRoutingError, OperationalError):
+    """A connection to a primary that the health cache has just found hung was not attempted."""

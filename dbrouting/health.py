@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -44,7 +45,7 @@ class HealthCache:
         self._pid = os.getpid()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
-        self._inflight: dict[str, Future[probe.ReplicaProbe]] = {}
+        self._inflight: dict[str, Future[Any]] = {}
         self.latest = Snapshot()
         self._kept.forget()
 
@@ -66,6 +67,9 @@ class HealthCache:
     def _publish(self, replicas: dict[str, ReplicaHealth], primary: probe.PrimaryProbe | None = None) -> None:
         """A new snapshot (with the lock held); the gauges follow it."""
         last = self.latest
+        if primary is not None:
+            with contextlib.suppress(ImproperlyConfigured):
+                _log_primary(last.primary, primary, get_config())
         primary = primary or last.primary
         self.latest = Snapshot(replicas, primary, primary if primary is not None and primary.ok else last.last_good)
         with contextlib.suppress(ImproperlyConfigured):  # reported by the prober's round
@@ -118,25 +122,37 @@ class HealthCache:
                     continue
                 replicas[alias] = assess(previous, result, primary, config, self.latest.last_good)
                 _log_transition(previous, replicas[alias])
-            _log_primary(self.latest.primary, primary, config)
             self._publish(replicas, primary)
             metrics.observe_probes(results.values())
             self.rounds += 1
             self._round_done.notify_all()
-        hung = [alias for alias, result in results.items() if result.timed_out] + [config.primary] * primary.timed_out
-        for alias in hung:
-            abort_connections(alias)  # queries stuck on a hung node fail now (reads fail over)
+        for alias, result in results.items():
+            if result.timed_out:
+                abort_connections(alias)  # queries stuck on a hung replica fail over now
         return self.latest
 
     def _probe_primary(self, config: Config, pool: ThreadPoolExecutor) -> probe.PrimaryProbe:
-        future = pool.submit(probe.probe_primary, config.primary, config, self._kept)
+        """The primary's probe, single flight as the replicas'. One that does not answer in time
+        has the app's connections to the primary cut at once: requests waiting on a hung primary
+        fail now, and new ones do not try it until it answers again (the primary engine's
+        ``connect``)."""
+        future = self._inflight.get(config.primary)
+        if future is None or future.done():
+            future = self._inflight[config.primary] = pool.submit(
+                probe.probe_primary, config.primary, config, self._kept
+            )
         started = time.monotonic()
         done, _ = wait_futures([future], timeout=config.probe_timeout_seconds)
         if done:
-            return future.result()
+            result: probe.PrimaryProbe = future.result()
+            return result
         self._kept.abort(config.primary)
         timeout = config.probe_timeout_seconds
-        return probe.PrimaryProbe(config.primary, False, timeout, started, f"timed out after {timeout:g} s", True)
+        hung = probe.PrimaryProbe(config.primary, False, timeout, started, f"timed out after {timeout:g} s", True)
+        with self._lock:  # published before the cut: the requests cut off must not connect again
+            self._publish(dict(self.latest.replicas), hung)
+        abort_connections(config.primary)
+        return hung
 
     def _probe_replicas(self, config: Config, pool: ThreadPoolExecutor) -> dict[str, probe.ReplicaProbe]:
         timeout = config.probe_timeout_seconds

@@ -129,13 +129,11 @@ class RoutingMiddleware:
         store = config.token_store
         if store is None:
             return
-        if state.wrote:
+        if state.wrote and getattr(response, "status_code", 500) < 500:  # a failed write says so itself
             try:
                 token = causal.capture(at_least=state.token_lsn)
-            except DatabaseError as exc:
-                # After a failed write (the primary is down) the error response says it already.
-                log = logger.warning if getattr(response, "status_code", 500) < 500 else logger.debug
-                log("could not capture the causal token after a write: %s", exc)
+            except DatabaseError as exc:  # the primary went away since the write
+                logger.warning("could not capture the causal token after a write: %s", exc)
                 return
             store.save(request, response, token.encode())
         elif bad_token or (state.token_lsn is not None and causal.passed_by_all_replicas(state.token_lsn)):

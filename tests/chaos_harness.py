@@ -35,6 +35,7 @@ class Outcome:
     hung: int = 0  # requests slower than the client timeout
     latencies: list[float] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
+    events: list[tuple[float, str, int, float]] = field(default_factory=list)  # (start, method, status, s)
     samples: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,6 +81,7 @@ class Client(threading.Thread):
         with self.outcome.lock:
             self.outcome.requests += 1
             self.outcome.latencies.append(elapsed)
+            self.outcome.events.append((start, method, status, elapsed))
             if status == 0:
                 self.outcome.hung += 1
         try:
@@ -253,8 +255,9 @@ def database_url(settings_dict: dict, port: int | None = None) -> str:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
-    """The app under gunicorn on a free loopback port; yields its base URL."""
+def gunicorn(env: dict[str, str], workers: int = 2, log_path: Path | None = None) -> Iterator[str]:
+    """The app under gunicorn on a free loopback port; yields its base URL. Its stderr (gunicorn's
+    own log: worker timeouts, the app's log lines) goes to ``log_path`` if given."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -264,7 +267,7 @@ def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
         "GUNICORN_WORKERS": str(workers),
         **env,
     }
-    log = open(os.environ.get("CHAOS_SERVER_LOG", os.devnull), "a")  # noqa: SIM115 (closed below)
+    log = open(log_path or os.environ.get("CHAOS_SERVER_LOG", os.devnull), "a")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
         cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=log,

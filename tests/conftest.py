@@ -54,7 +54,7 @@ def node_query(alias: str, sql: str, params: tuple[object, ...] = ()) -> object:
 
 def wait_for_replicas(aliases: list[str] | None = None, timeout: float = REPLICATION_TIMEOUT_S) -> None:
     """Block until each replica has replayed the primary's current WAL position."""
-    target = node_query("default", "SELECT pg_current_wal_insert_lsn()::text")
+    target = node_query("default", "SELECT pg_current_wal_lsn()::text")
     deadline = time.monotonic() + timeout
     for alias in aliases if aliases is not None else replica_aliases():
         while True:
@@ -157,6 +157,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         totals.append(f"chaos_lost_writes={sum(f['lost_writes'] for f in replica)}")
         totals.append(f"chaos_ryw_violations={sum(f['ryw_violations'] for f in replica)}")
         totals.append(f"chaos_p99_ms={max(f['p99_ms'] for f in replica)}")
+    away = [f for f in FIGURES.values() if "primary_down_reads" in f]  # the primary killed, hung, cut off
+    if away:
+        totals.append(f"chaos_primary_down_read_errors={sum(f['primary_down_read_errors'] for f in away)}")
+        totals.append(f"chaos_primary_down_write_p99_ms={max(f['primary_down_write_p99_ms'] for f in away)}")
+        totals.append(f"chaos_primary_recovery_seconds={max(f['primary_recovery_seconds'] for f in away)}")
+        totals.append(f"chaos_worker_timeouts={sum(f['worker_timeouts'] for f in away)}")
+        totals.append(f"chaos_primary_lost_writes={sum(f['lost_writes'] for f in away)}")
     if "fuzz" in FIGURES:
         totals.append(f"fuzz_cases={FIGURES['fuzz']['cases']}")
         totals.append(f"fuzz_5xx={FIGURES['fuzz']['5xx']}")

@@ -37,7 +37,7 @@ def test_urls__become_default_and_replica_aliases_in_order(monkeypatch: pytest.M
     assert dbs["default"]["PASSWORD"] == SECRET
     assert dbs["replica1"]["PORT"] == 5433
     assert dbs["replica2"]["HOST"] == "r2.internal"
-    assert dbs["default"]["ENGINE"] == "django_prometheus.db.backends.postgresql"
+    assert dbs["default"]["ENGINE"] == "dbrouting.backends.postgresql_prometheus"  # cut when hung
     assert dbs["replica1"]["ENGINE"] == dbs["replica2"]["ENGINE"] == "dbrouting.backends.postgresql_prometheus"
     assert dbs["replica1"]["TEST"] == {"NAME": "test_gists"}
     assert dbs["replica2"]["OPTIONS"]["application_name"] == "gists:replica2"

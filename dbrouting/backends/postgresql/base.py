@@ -22,7 +22,7 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from dbrouting import metrics, sockets
 from dbrouting.assessment import DOWN
 from dbrouting.conf import get_config
-from dbrouting.exceptions import ReplicaMarkedDown
+from dbrouting.exceptions import PrimaryUnavailable, ReplicaMarkedDown
 from dbrouting.health import cache
 from dbrouting.probe import describe
 from dbrouting.router import decide
@@ -36,8 +36,9 @@ _SERVER_GONE = {"57P01", "57P02", "57P03"}
 class FailoverMixin:
     """The fallback behaviour, over any PostgreSQL ``DatabaseWrapper`` (see the module doc).
 
-    Only aliases listed in ``DBROUTING['REPLICAS']`` fall back; on any other alias (the primary
-    included) this engine behaves as Django's.
+    Only aliases listed in ``DBROUTING['REPLICAS']`` fall back; on any other alias this engine
+    behaves as Django's, but that a primary whose last probe hung is not connected to (the
+    request fails at once, as it would after the connect timeout).
 
     ``_cursor`` and ``_close`` are Django's private API (checked against Django 5.2): no public
     hook sees a connection fail before the query is retried, or closes with the wrapper.
@@ -65,6 +66,10 @@ class FailoverMixin:
         # Found down (say, hung) while this request waited on it: do not spend a connect timeout.
         if self._is_replica() and not self.in_atomic_block and self._known_down():
             raise ReplicaMarkedDown(f"{self.alias} is marked down by the health cache")
+        primary = cache.latest.primary
+        if self.alias == get_config().primary and primary is not None and primary.timed_out:
+            # Its last probe hung: a connection would wait its whole timeout, then fail too.
+            raise PrimaryUnavailable(f"the primary {self.alias} does not answer its probes ({primary.error})")
         super().connect()  # type: ignore[misc]
 
     def _close(self) -> None:
