@@ -1,7 +1,7 @@
 """Read-your-writes across requests by WAL position, not by timer.
 
-When a request writes on the primary, the primary's WAL write position after the request is
-its *causal token*. The token rides to the client's next requests (a signed cookie, or the
+When a request writes on the primary, the end of the primary's WAL after the request is its
+*causal token*. The token rides to the client's next requests (a signed cookie, or the
 session), and their reads go only to replicas whose replay position, as the health cache knows
 it, has reached it; to the primary while none has. A token every replica has passed is dropped.
 No request probes a replica for this: the health cache's replay positions are at most one check
@@ -59,15 +59,24 @@ class CausalToken:
         return token
 
 
+CAPTURE_SQL = """
+SELECT CASE WHEN pos % seg = 40 THEN pos - 40 WHEN pos % blk = 24 THEN pos - 24 ELSE pos END
+FROM (SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS pos,
+             current_setting('wal_block_size')::numeric AS blk,
+             pg_size_bytes(current_setting('wal_segment_size')) AS seg) AS here
+"""
+
+
 def capture(at_least: int | None = None) -> CausalToken:
-    """The primary's WAL write position now: at or past the end of every commit made so far (with
-    ``synchronous_commit`` on, a commit returns once flushed). Not the insert position, which can
-    point past a page header no replica reaches until more WAL comes (never, if the primary dies);
-    ``at_least`` (the position of a token the scope came with) where that is further."""
+    """The end of the WAL inserted so far on the primary: at or past the end of every commit
+    made so far, whatever ``synchronous_commit`` says; ``at_least`` (the position of a token the
+    scope came with) where that is further. ``pg_current_wal_insert_lsn()`` points past the page
+    header when the last record ended on a page boundary, where no replica's replay position
+    ever stops: the header is taken off (24 bytes, 40 at a segment's start)."""
     with connections[get_config().primary].cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()::text")
-        (text,) = cursor.fetchone()
-    return CausalToken(max(lsn.parse(text) or 0, at_least or 0), int(time.time() * 1000))
+        cursor.execute(CAPTURE_SQL)
+        (position,) = cursor.fetchone()
+    return CausalToken(max(int(position), at_least or 0), int(time.time() * 1000))
 
 
 def causal_token() -> str:
@@ -81,10 +90,19 @@ def read_after(token: str | None) -> read_after_lsn:
     return read_after_lsn(None if token is None else CausalToken.decode(token).lsn)
 
 
+# The token of a write whose position could not be read (the primary went away right after it):
+# every read goes to the primary until a position can be read again.
+PIN_LSN = 0xFFFFFFFF_FFFFFFFF
+
+
+def pin() -> CausalToken:
+    return CausalToken(PIN_LSN, int(time.time() * 1000))
+
+
 def is_foreign(token: CausalToken) -> bool:
     """Ahead of a primary position probed after the token was minted: not from this cluster."""
     primary = cache.latest.primary
-    if primary is None or not primary.ok or primary.lsn is None or primary.lsn >= token.lsn:
+    if token.lsn == PIN_LSN or primary is None or not primary.ok or primary.lsn is None or primary.lsn >= token.lsn:
         return False
     probed_wall = time.time() - (time.monotonic() - primary.started)
     return probed_wall * 1000 > token.minted_ms + CLOCK_SLACK_S * 1000

@@ -46,6 +46,7 @@ class HealthCache:
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._inflight: dict[str, Future[Any]] = {}
+        self._primary_since = 0.0  # when the primary's probe in flight began
         self.latest = Snapshot()
         self._kept.forget()
 
@@ -132,23 +133,27 @@ class HealthCache:
         return self.latest
 
     def _probe_primary(self, config: Config, pool: ThreadPoolExecutor) -> probe.PrimaryProbe:
-        """The primary's probe, single flight as the replicas'. One that does not answer in time
-        has the app's connections to the primary cut at once: requests waiting on a hung primary
-        fail now, and new ones do not try it until it answers again (the primary engine's
-        ``connect``)."""
+        """The primary's probe, single flight as the replicas'. A probe outstanding for the connect
+        timeout (a slow one is not a hung one) declares the primary hung: published first, then
+        the app's connections to it are cut, and no new one is tried until it answers again (the
+        engine's ``connect``): requests waiting on it fail within the connect timeout."""
         future = self._inflight.get(config.primary)
         if future is None or future.done():
-            future = self._inflight[config.primary] = pool.submit(
-                probe.probe_primary, config.primary, config, self._kept
-            )
-        started = time.monotonic()
+            future = pool.submit(probe.probe_primary, config.primary, config, self._kept)
+            self._inflight[config.primary] = future
+            self._primary_since = time.monotonic()
         done, _ = wait_futures([future], timeout=config.probe_timeout_seconds)
         if done:
             result: probe.PrimaryProbe = future.result()
             return result
+        outstanding = time.monotonic() - self._primary_since
+        if outstanding < config.connect_timeout_seconds:  # slow, not (yet) hung: the last verdict holds
+            last = self.latest.primary
+            return last or probe.PrimaryProbe(config.primary, False, outstanding, self._primary_since, "slow")
         self._kept.abort(config.primary)
-        timeout = config.probe_timeout_seconds
-        hung = probe.PrimaryProbe(config.primary, False, timeout, started, f"timed out after {timeout:g} s", True)
+        hung = probe.PrimaryProbe(
+            config.primary, False, outstanding, self._primary_since, f"no answer in {outstanding:.1f} s", True
+        )
         with self._lock:  # published before the cut: the requests cut off must not connect again
             self._publish(dict(self.latest.replicas), hung)
         abort_connections(config.primary)
@@ -204,6 +209,9 @@ class HealthCache:
             self._thread = None
             self._inflight = {}
             self.latest = Snapshot()
+            pool, self._pool = self._pool, None
+        if pool is not None:  # probes in flight end (within their timeouts) before their connections close
+            pool.shutdown(wait=True, cancel_futures=True)
         self._kept.close_all()
 
 

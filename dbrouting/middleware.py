@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
@@ -104,6 +106,9 @@ class RoutingMiddleware:
         if causal.is_foreign(token):
             causal.warn_once("foreign", "causal token ahead of this cluster's primary: from another cluster")
             return True
+        if token.lsn == causal.PIN_LSN and cache.latest.primary_up:  # the primary is back: a real one
+            with contextlib.suppress(DatabaseError):
+                token, state.renew_token = causal.capture(), True
         state.token_lsn = token.lsn
         return False
 
@@ -129,12 +134,16 @@ class RoutingMiddleware:
         store = config.token_store
         if store is None:
             return
-        if state.wrote and getattr(response, "status_code", 500) < 500:  # a failed write says so itself
+        if state.wrote:
             try:
+                if not cache.latest.primary_up:  # known away: no connect attempt to wait out
+                    raise DatabaseError("the primary is unavailable")
                 token = causal.capture(at_least=state.token_lsn)
-            except DatabaseError as exc:  # the primary went away since the write
-                logger.warning("could not capture the causal token after a write: %s", exc)
-                return
+            except DatabaseError as exc:  # gone since the write: pin the client's reads to it
+                logger.debug("causal token after a write not captured (%s): reads pinned to the primary", exc)
+                token = causal.pin()
             store.save(request, response, token.encode())
+        elif state.renew_token and state.token_lsn is not None:
+            store.save(request, response, causal.CausalToken(state.token_lsn, int(time.time() * 1000)).encode())
         elif bad_token or (state.token_lsn is not None and causal.passed_by_all_replicas(state.token_lsn)):
             store.clear(request, response)

@@ -116,7 +116,14 @@ def probe_primary(alias: str, config: Config, kept: ProbeConnections) -> Primary
         if row.pop("in_recovery"):
             raise ValueError("the primary is in recovery")
     except Exception as exc:
-        return PrimaryProbe(alias, ok=False, duration=time.monotonic() - start, started=start, error=describe(exc))
+        duration = time.monotonic() - start
+        # A connect that timed out, or a connection lost after the whole probe timeout (cut by the
+        # prober): the primary hangs. A statement timeout is an answer: slow, not hung.
+        slow = isinstance(exc, psycopg.errors.QueryCanceled)
+        hung = isinstance(exc, psycopg.errors.ConnectionTimeout) or (
+            duration >= config.probe_timeout_seconds and not slow
+        )
+        return PrimaryProbe(alias, ok=False, duration=duration, started=start, error=describe(exc), timed_out=hung)
     row["lsn"] = lsn.parse(row["lsn"])
     return PrimaryProbe(alias, ok=True, duration=time.monotonic() - start, started=start, **row)
 

@@ -85,7 +85,17 @@ def django_db_setup(cluster: Cluster, django_db_blocker: pytest.FixtureDef) -> I
     with django_db_blocker.unblock():
         for alias in connections:
             connections[alias].close()
+        name = primary.settings_dict["NAME"]
+        # Sessions just closed (ours, the prober's) may take a moment to leave: DROP DATABASE refuses them.
+        wait_until(lambda: sessions_on(name) == 0, timeout=15, what=f"sessions on {name} gone")
         primary.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def sessions_on(database: str) -> int:
+    params = {**probe.connection_params("default", 2, 5), "dbname": "postgres"}
+    with psycopg.connect(autocommit=True, **params) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 TABLES = "gists_gist, auth_user, django_session, django_admin_log"

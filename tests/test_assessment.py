@@ -211,15 +211,16 @@ def test_degraded__with_the_primary_unreachable_replicas_serve_up_to_the_outage_
     )
     stale = dataclasses.replace(stale, alias="s")
     assert fresh.state == "ok"  # not "not_streaming": its receiver has no primary to stream from
-    snapshot = Snapshot({"r": fresh, "s": stale}, down)
+    seen = primary(lsn=3000)
+    snapshot = Snapshot({"r": fresh, "s": stale}, down, last_good=seen)
     assert not snapshot.primary_up
     assert fresh.lag_seconds is not None
     assert fresh.lag_seconds < 1  # seen caught up a moment ago, not the 30 s since the last commit
     assert stale.state == "ok"  # 50 s: within the outage's 60
     assert set(snapshot.usable(config)) == {"r"}  # but 50 s behind "r": more than the usual 5 s
-    assert set(snapshot.usable(config, tolerance=40.0)) == {"r"}  # a block's own tolerance, not the outage's
+    assert set(snapshot.usable(config, tolerance=55.0)) == {"r", "s"}  # a block's own: no "freshest" rule
     off = dataclasses.replace(config, primary_outage_max_staleness_seconds=0.0)
-    stale_alone = Snapshot({"s": stale}, down)
+    stale_alone = Snapshot({"s": stale}, down, last_good=seen)
     assert set(stale_alone.usable(config)) == {"s"}  # the freshest there is, within the outage's 60 s
     assert set(stale_alone.usable(off)) == set()  # no degraded mode: the usual 5 s, as before
 

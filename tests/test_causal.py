@@ -163,7 +163,7 @@ def signed(value: str, salt: str = causal.SALT) -> str:
         ("garbage", "bad signature"),
         ("OTHER:0/1@1", "bad signature"),
         ("SIGNED:not a token", "malformed"),
-        ("SIGNED:FFFFFFFF/FFFFFFFF@{old}", "another cluster"),
+        ("SIGNED:FFFFFFFF/FFFFFFF0@{old}", "another cluster"),
         ("SIGNED:0/1@99999999999999", "future"),
     ],
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
@@ -66,8 +67,12 @@ class FailoverMixin:
         # Found down (say, hung) while this request waited on it: do not spend a connect timeout.
         if self._is_replica() and not self.in_atomic_block and self._known_down():
             raise ReplicaMarkedDown(f"{self.alias} is marked down by the health cache")
-        primary = cache.latest.primary
-        if self.alias == get_config().primary and primary is not None and primary.timed_out:
+        primary = cache.latest.primary  # a verdict that has aged out no longer holds (below)
+        config = get_config()
+        if (
+            primary is not None and primary.timed_out and primary.alias == self.alias
+            and time.monotonic() - primary.started <= config.stall_limit + config.connect_timeout_seconds
+        ):  # fmt: skip
             # Its last probe hung: a connection would wait its whole timeout, then fail too.
             raise PrimaryUnavailable(f"the primary {self.alias} does not answer its probes ({primary.error})")
         super().connect()  # type: ignore[misc]
