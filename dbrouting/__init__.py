@@ -9,11 +9,28 @@ see the writes made before the token was taken).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from .causal import causal_token, read_after
 from .context import max_staleness, routing_scope, use_primary
-from .health import primary_available, replica_health
+from .health import cache
+
+if TYPE_CHECKING:
+    from .assessment import ReplicaHealth
 
 __all__ = [
     "causal_token", "max_staleness", "primary_available", "read_after", "replica_health", "routing_scope",
     "use_primary",
 ]  # fmt: skip
+
+
+def replica_health() -> Mapping[str, ReplicaHealth]:
+    """Every configured replica's last known health, from memory (no I/O)."""
+    return cache.snapshot().replicas
+
+
+def primary_available() -> bool:
+    """False while the primary does not answer its probes (degraded mode: writes fail, reads go to
+    the replicas), from memory; True before the first probe."""
+    return cache.snapshot().primary_up

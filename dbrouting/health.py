@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Any
@@ -242,14 +241,3 @@ def _log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
 
 cache = HealthCache()
 os.register_at_fork(after_in_child=lambda: cache._after_fork())
-
-
-def replica_health() -> Mapping[str, ReplicaHealth]:
-    """Every configured replica's last known health, from memory (no I/O)."""
-    return cache.snapshot().replicas
-
-
-def primary_available() -> bool:
-    """False while the primary does not answer its probes (degraded mode: writes fail, reads go to
-    the replicas), from memory; True before the first probe."""
-    return cache.snapshot().primary_up
