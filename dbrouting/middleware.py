@@ -134,7 +134,7 @@ class RoutingMiddleware:
         store = config.token_store
         if store is None:
             return
-        if state.wrote:
+        if state.wrote and getattr(response, "status_code", 500) < 500:  # (a failed write: no token)
             try:
                 if not cache.latest.primary_up:  # known away: no connect attempt to wait out
                     raise DatabaseError("the primary is unavailable")
