@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
@@ -172,6 +172,5 @@ def check_migrate_command(app_configs: Any = None, **kwargs: Any) -> list[CheckM
 
 def serious() -> list[str]:
     """Every dbrouting error, one line each (``replica_status`` reports them with exit code 2)."""
-    checks = (check_settings, check_primary, check_router, check_replica_aliases, check_replica_engines,
-              check_replica_is_not_primary, check_replica_transactions)  # fmt: skip
-    return [f"{m.id}: {m.msg}" for check in checks for m in check() if m.is_serious()]
+    messages = run_checks(tags=[Tags.database])
+    return [f"{m.id}: {m.msg}" for m in messages if (m.id or "").startswith("dbrouting.") and m.is_serious()]

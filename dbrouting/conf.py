@@ -160,9 +160,8 @@ def get_config() -> Config:
 
 
 def _strings(name: str, value: Any, what: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
-        raise SettingError(f"DBROUTING['{name}'] must be a list of {what}")
-    if not all(isinstance(item, str) for item in value):
+    listed = not isinstance(value, str) and isinstance(value, list | tuple | set | frozenset)
+    if not listed or not all(isinstance(item, str) for item in value):
         raise SettingError(f"DBROUTING['{name}'] must be a list of {what}")
     return tuple(value)
 

@@ -52,11 +52,14 @@ def decide(*model: Any, exclude: Collection[str] = (), **hints: Any) -> str | No
     if wrapper is None or wrapper.alias != config.primary:
         wrapper = _thread.primary = connections[config.primary]
     alias = config.primary
-    if hints and _instance_db(hints) not in (None, alias, *config.replicas):
-        return None  # an object of another database: other routers' (or Django's) to route
+    instance_db = None
+    if hints:  # (the common read has none: it pays nothing here)
+        instance_db = _instance_db(hints)
+        if instance_db is not None and instance_db != alias and instance_db not in config.replicas:
+            return None  # an object of another database: other routers' (or Django's) to route
     if not config.replicas:
         reason = NO_REPLICAS
-    elif hints and _instance_db(hints) == alias:
+    elif hints and instance_db == alias:
         reason = INSTANCE  # Django's convention: an object's related reads follow it
     elif blocks.forced:
         reason = FORCED
@@ -80,7 +83,7 @@ def decide(*model: Any, exclude: Collection[str] = (), **hints: Any) -> str | No
             else:
                 state.replica_reads += 1
             return replica  # the common case: the scope's replica, still usable
-        alias, reason = _replica(config, state, blocks, hints, exclude, usable)
+        alias, reason = _replica(config, state, blocks, instance_db, exclude, usable)
     if state.reads is None:
         count_reads({(alias, reason): 1})
     else:
@@ -120,7 +123,7 @@ def _replica(
     config: Config,
     state: RoutingState,
     blocks: Blocks,
-    hints: Mapping[str, Any],
+    instance_db: str | None,
     exclude: Collection[str],
     usable: Mapping[str, ReplicaHealth],
 ) -> tuple[str, str]:
@@ -131,7 +134,6 @@ def _replica(
     need = state.token_lsn
     if blocks.read_after is not None:
         need = blocks.read_after if need is None else max(need, blocks.read_after)
-    instance_db = _instance_db(hints) if hints else None
     for preferred in (instance_db, state.replica):
         health = usable.get(preferred) if preferred is not None and preferred not in exclude else None
         if health is not None and has_replayed(health.replay_lsn, need):

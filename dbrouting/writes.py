@@ -78,6 +78,7 @@ def install_write_detector(sender: Any, connection: Any, **kwargs: Any) -> None:
     """``connection_created`` receiver: every connection to the primary, in every thread, gets
     the write detector, and is registered so the prober can cut it when it finds the primary hung."""
     if connection.alias == get_config().primary:
-        sockets.register(connection.alias, connection, connection.connection)
+        if getattr(connection, "_dbrouting_socket", None) is None:  # dbrouting's engine registered it
+            sockets.register(connection.alias, connection, connection.connection)
         if detect_writes not in connection.execute_wrappers:
             connection.execute_wrappers.append(detect_writes)
