@@ -39,6 +39,7 @@ class RoutingState:
     request_atomic_block: object = None
     token_lsn: int | None = None  # the causal token the request came with (its WAL position)
     renew_token: bool = False  # a pinning token was replaced by a real position: send it back
+    write_lsn: int | None = None  # WAL position read right after the scope's last committed write
     replica: str | None = None  # the scope's replica, once chosen: later reads stay on it
     seen_lsn: int | None = None  # replay position of the scope's replica when chosen (monotonic reads)
     # Reads by (alias, reason), counted into dbrouting_reads_total when a routing_scope() ends;

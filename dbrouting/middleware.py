@@ -135,13 +135,15 @@ class RoutingMiddleware:
         if store is None:
             return
         if state.wrote and getattr(response, "status_code", 500) < 500:  # (a failed write: no token)
+            known = max((p for p in (state.token_lsn, state.write_lsn) if p is not None), default=None)
             try:
                 if not cache.latest.primary_up:  # known away: no connect attempt to wait out
                     raise DatabaseError("the primary is unavailable")
-                token = causal.capture(at_least=state.token_lsn)
-            except DatabaseError as exc:  # gone since the write: pin the client's reads to it
-                logger.debug("causal token after a write not captured (%s): reads pinned to the primary", exc)
-                token = causal.pin()
+                token = causal.capture(at_least=known)
+            except DatabaseError as exc:  # gone since the write: its position read then, else a pin
+                logger.debug("causal token after a write not captured (%s)", exc)
+                unread = state.write_lsn is None  # (the last write ran in a transaction, or the read failed)
+                token = causal.pin() if unread else causal.CausalToken(known or 0, int(time.time() * 1000))
             store.save(request, response, token.encode())
         elif state.renew_token and state.token_lsn is not None:
             store.save(request, response, causal.CausalToken(state.token_lsn, int(time.time() * 1000)).encode())

@@ -10,12 +10,14 @@ by a SELECT that writes cannot be seen from the SQL: wrap such calls in ``use_pr
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
+from django.db import DatabaseError
 from psycopg import sql as psycopg_sql
 
-from . import sockets
+from . import causal, sockets
 from .conf import get_config
 from .context import current_state
 
@@ -68,10 +70,21 @@ def note_write() -> str:
 
 
 def detect_writes(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
-    """``execute_wrapper`` on the primary's connections: a write pins the current scope."""
-    if not current_state().wrote and writes(sql, getattr(context["connection"], "connection", None)):
-        note_write()
-    return execute(sql, params, many, context)
+    """``execute_wrapper`` on the primary's connections: a write pins the current scope. A write
+    committed as it ran (autocommit) has its WAL position read at once, on the connection that
+    just answered: should the primary go away before the request ends, the client's causal token
+    is still known (else its reads would have to stay on the primary, see ``causal.pin``)."""
+    wrapper = context["connection"]
+    if not writes(sql, getattr(wrapper, "connection", None)):
+        return execute(sql, params, many, context)
+    note_write()
+    result = execute(sql, params, many, context)
+    state = current_state()
+    state.write_lsn = None  # not known past this write, unless read now
+    if not wrapper.in_atomic_block:  # committed: what it wrote, and every earlier commit, is below
+        with contextlib.suppress(DatabaseError):  # the write stands; the request's end tries again
+            state.write_lsn = causal.capture().lsn
+    return result
 
 
 def install_write_detector(sender: Any, connection: Any, **kwargs: Any) -> None:

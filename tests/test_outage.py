@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.test import Client, override_settings
 from pgcluster import Cluster
 from prometheus_client import REGISTRY
@@ -156,14 +156,53 @@ def test_a_write_whose_position_cannot_be_read__pins_the_clients_reads_until_it_
     monkeypatch.setattr(cache, "refresh", lambda: cache.latest)  # the prober learns nothing meanwhile
     gone = PrimaryProbe("default", ok=False, duration=0.0, started=time.monotonic(), error="refused")
     cache.latest = Snapshot(up.replicas, gone, up.last_good)  # as seen right after the write
+    real_capture = causal.capture
+
+    def unreadable(at_least: int | None = None) -> causal.CausalToken:
+        raise DatabaseError("the primary went away")
+
+    monkeypatch.setattr(causal, "capture", unreadable)  # its position cannot be read, even at once
     write = client.post("/api/gists/", data=BODY, content_type="application/json")
     assert write.status_code == 201  # (the primary is in fact up: the write went through)
     token = causal.CausalToken.decode(client.cookies["dbrouting_causal"].value.split(":")[0])
     assert token.lsn == causal.PIN_LSN
     read = client.get(f"/api/gists/{write.json()['gist_id']}/")
     assert read["X-DB-Route"] == "default (causal)"  # never a replica that may lack it
+    monkeypatch.setattr(causal, "capture", real_capture)
     cache.latest = Snapshot(up.replicas, up.primary, up.last_good)  # the primary answers again
     renewed = client.get(f"/api/gists/{write.json()['gist_id']}/")
     assert renewed.status_code == 200
     fresh = causal.CausalToken.decode(renewed.cookies["dbrouting_causal"].value.split(":")[0])
     assert fresh.lsn < causal.PIN_LSN  # a real position, which the replicas reach
+
+
+def test_a_write_whose_position_is_read_at_once__keeps_its_token_when_the_primary_goes_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An autocommit write has its position read on its own connection right after it: the
+    primary going away before the response leaves the client a real token, not a pin."""
+    from dbrouting import causal
+    from dbrouting.assessment import Snapshot
+    from dbrouting.health import cache
+    from dbrouting.probe import PrimaryProbe
+
+    make_gist(title="before")
+    client = Client()
+    monkeypatch.setattr(cache, "refresh", lambda: cache.latest)
+    up = cache.latest
+    read_at_once = []
+    real_capture = causal.capture
+
+    def capture(at_least: int | None = None) -> causal.CausalToken:
+        token = real_capture(at_least)
+        read_at_once.append(token.lsn)
+        gone = PrimaryProbe("default", ok=False, duration=0.0, started=time.monotonic(), error="refused")
+        cache.latest = Snapshot(up.replicas, gone, up.last_good)  # the primary goes away right after
+        return token
+
+    monkeypatch.setattr(causal, "capture", capture)
+    write = client.post("/api/gists/", data=BODY, content_type="application/json")
+    assert write.status_code == 201
+    token = causal.CausalToken.decode(client.cookies["dbrouting_causal"].value.split(":")[0])
+    assert read_at_once == [token.lsn]  # read once, right after the INSERT
+    assert token.lsn < causal.PIN_LSN  # a position replicas reach: not pinned to an absent primary
