@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SEED_COUNT ?= 10000
 
-.PHONY: run test chaos bench bench-deps venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest terraform-test
+.PHONY: run test chaos bench bench-deps venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest pytest-pgbouncer terraform-test
 
 run: seed  ## serve the app on 127.0.0.1:$(PORT) against the local primary and replicas
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-test: venv cluster-up lint terraform-test pytest  ## ruff, mypy, terraform checks, the whole pytest suite
+test: venv cluster-up lint terraform-test pytest pytest-pgbouncer  ## ruff, mypy, terraform checks, the whole pytest suite, its routing part through PgBouncer
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,15 @@ lint: venv
 
 pytest: venv bench-deps cluster-up  ## bench-deps: tests/test_bench_smoke.py runs bench/ at a tiny size
 	$(VENV)/bin/pytest
+
+# Routing, lag, kill -9 fallback, hung nodes, causal tokens and the primary away, again with a
+# real PgBouncer (transaction pooling) in front of every node: the README's advice, tested.
+PGBOUNCER_TESTS := tests/test_pgbouncer.py tests/test_probe.py tests/test_router.py tests/test_causal.py \
+	tests/test_outage.py tests/test_resilience.py tests/test_conventions.py
+pytest-pgbouncer: venv
+	bash scripts/system-packages.sh pgbouncer:pgbouncer
+	PGCLUSTER_PGBOUNCER=1 $(PYTHON) scripts/pgcluster.py up
+	PGCLUSTER_PGBOUNCER=1 $(VENV)/bin/pytest $(PGBOUNCER_TESTS)
 
 terraform-test:  ## fmt, validate, terraform test, checkov, apply/destroy against moto (terraform/README.md)
 	bash terraform/tests/run.sh

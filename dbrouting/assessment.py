@@ -45,6 +45,7 @@ class ReplicaHealth:
     checked_at: float | None = None  # time.time() of the last probe
     measured_at: float | None = None  # time.monotonic() when that probe began
     probe_seconds: float | None = None
+    hung: bool = False  # its probe had no answer in time: connections to it are cut
     good_streak: int = 0
     # Memory for the next assessment (not part of what the replica "is").
     caught_up_at: float | None = field(default=None, repr=False, compare=False)  # monotonic
@@ -143,7 +144,7 @@ def assess(
             result.alias, state=state, reason=reason, in_recovery=result.in_recovery,
             replay_lsn=result.replay_lsn if result.ok else previous.replay_lsn,  # the last known, when down
             skew=previous.skew, ever_left=True, marked_down_at=previous.marked_down_at, checked_at=time.time(),
-            measured_at=result.started, probe_seconds=result.duration,
+            measured_at=result.started, probe_seconds=result.duration, hung=result.timed_out,
         )  # fmt: skip
     health = _lag(previous, result, primary, config, last_good.lsn if last_good is not None else None)
     return _availability(previous, health, result, config)

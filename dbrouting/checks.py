@@ -14,6 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .conf import Config, get_config
+from .exceptions import SettingError
+from .plane import Plane, where
 
 ROUTER = "dbrouting.router.PrimaryReplicaRouter"
 BACKEND = "dbrouting.backends.postgresql"
@@ -174,3 +176,18 @@ def serious() -> list[str]:
     """Every dbrouting error, one line each (``replica_status`` reports them with exit code 2)."""
     messages = run_checks(tags=[Tags.database])
     return [f"{m.id}: {m.msg}" for m in messages if (m.id or "").startswith("dbrouting.") and m.is_serious()]
+
+
+@register(Tags.database)
+def check_runtime_dir(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    config = _config()
+    if config is None or not {config.primary, *config.replicas} <= set(settings.DATABASES):
+        return []  # (other checks say so)
+    try:
+        place = where(config)
+        if place is not None:
+            Plane(*place)
+    except SettingError as exc:
+        hint = "Every process of the host probes on its own meanwhile; set DBROUTING['RUNTIME_DIR'] to such a folder."
+        return [Warning(str(exc), hint=hint, id=exc.check_id)]
+    return []

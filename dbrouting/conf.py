@@ -36,8 +36,14 @@ DEFAULTS: dict[str, Any] = {
     "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS": 300.0,
     # A replica further behind the primary than this many bytes of WAL gets no reads (None: off).
     "MAX_LAG_BYTES": 64 * 1024 * 1024,
-    # How often each process probes each node, in the background.
+    # How often the host's prober probes each node, in the background.
     "CHECK_INTERVAL_SECONDS": 0.5,
+    # "host": one process per host probes, the others follow its snapshots (dbrouting.plane);
+    # "process": every process probes on its own.
+    "PROBE_SCOPE": "host",
+    # Where the processes of a host meet (a folder of this user's only); None: dbrouting-<uid>
+    # under /dev/shm, or under the system's temporary folder.
+    "RUNTIME_DIR": None,
     # Connect timeout of probes and of the replicas' own connections (libpq's minimum is 2).
     "CONNECT_TIMEOUT_SECONDS": 2.0,
     # A probe that has not answered after this long marks the replica down.
@@ -70,6 +76,8 @@ class Config:
     primary_outage_max_staleness_seconds: float  # inf: unbounded; 0: no degraded mode
     max_lag_bytes: int | None
     check_interval_seconds: float
+    probe_scope: str
+    runtime_dir: str | None
     connect_timeout_seconds: float
     probe_timeout_seconds: float
     strategy: Any  # an instance with pick(candidates) -> alias (dbrouting.strategies)
@@ -108,6 +116,13 @@ def _number(merged: dict[str, Any], name: str, *, minimum: float, allow_none: bo
     return value
 
 
+def _choice(merged: dict[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    value = merged[name]
+    if value not in choices:
+        raise SettingError(f"DBROUTING['{name}'] must be one of {', '.join(map(repr, choices))}, not {value!r}")
+    return str(value)
+
+
 def _unbounded(merged: dict[str, Any], name: str) -> float:
     """A number of seconds, or None for no bound (infinity)."""
     value = _number(merged, name, minimum=0, allow_none=True)
@@ -141,6 +156,8 @@ def get_config() -> Config:
         primary_outage_max_staleness_seconds=_unbounded(merged, "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS"),
         max_lag_bytes=_number(merged, "MAX_LAG_BYTES", minimum=0, allow_none=True),
         check_interval_seconds=float(_number(merged, "CHECK_INTERVAL_SECONDS", minimum=0.01)),
+        probe_scope=_choice(merged, "PROBE_SCOPE", ("host", "process")),
+        runtime_dir=None if merged["RUNTIME_DIR"] is None else str(merged["RUNTIME_DIR"]),
         connect_timeout_seconds=float(_number(merged, "CONNECT_TIMEOUT_SECONDS", minimum=1)),
         probe_timeout_seconds=float(_number(merged, "PROBE_TIMEOUT_SECONDS", minimum=0.01)),
         strategy=_instance("STRATEGY", merged["STRATEGY"]),

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the router, in one place (served by ``dbrouting.views.metrics_view``).
+"""Prometheus metrics of the router, in one place (served by ``dbrouting.views.metrics_view``),
+and the log lines of the health cache's changes.
 
 Gauges follow the health cache's snapshot (set when it publishes one, not per scrape), through
 the same ``usable`` predicate as the router. Under gunicorn with ``PROMETHEUS_MULTIPROC_DIR``
@@ -8,11 +9,18 @@ combine (see README, "Metrics").
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from .assessment import FOREIGN, OK, PROMOTED, UNKNOWN, ReplicaHealth
+from .conf import Config
+from .probe import PrimaryProbe
+
+logger = logging.getLogger("dbrouting")
 
 reads_total = Counter("dbrouting_reads_total", "Reads routed, by the alias chosen and the reason.", ["alias", "reason"])
 fallbacks_total = Counter(
@@ -65,3 +73,28 @@ def observe_probes(probes: Iterable[Any]) -> None:
         probe_duration_seconds.labels(result.alias).observe(result.duration)
         if not result.ok:
             probe_failures_total.labels(result.alias).inc()
+
+
+def log_primary(previous: PrimaryProbe | None, current: PrimaryProbe, config: Config) -> None:
+    """The start and the end of an outage of the primary, once each."""
+    if current.ok == (previous is None or previous.ok):
+        return
+    if current.ok:
+        logger.warning("primary %s reachable again: writes work, normal lag rules apply", current.alias)
+    elif config.primary_outage_max_staleness_seconds:
+        logger.error("primary %s unreachable (%s): degraded mode, reads on replicas up to %g s stale, "
+                     "writes fail", current.alias, current.error, config.tolerance(primary_up=False))  # fmt: skip
+    else:
+        logger.error("primary %s unreachable (%s): writes and reads fail", current.alias, current.error)
+
+
+def log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
+    if previous.state == current.state:
+        return
+    if current.state == OK:
+        level = logging.DEBUG if previous.state == UNKNOWN else logging.INFO
+        logger.log(level, "replica %s is usable%s", current.alias, "" if previous.state == UNKNOWN else " again")
+    elif current.state in (PROMOTED, FOREIGN):
+        logger.error("replica %s is %s (%s): no reads go to it", current.alias, current.state, current.reason)
+    else:
+        logger.warning("replica %s is %s (%s): no reads go to it", current.alias, current.state, current.reason)

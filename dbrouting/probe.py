@@ -1,7 +1,9 @@
 """The SQL that measures a node, on a connection of its own with short timeouts.
 
 A probe never uses Django's connections: the prober keeps one connection per node between rounds
-(``sockets.ProbeConnections``).
+(``sockets.ProbeConnections``). It works behind PgBouncer in transaction pooling: its statement
+timeout is set inside its own transaction (``SET LOCAL``, not a startup option, which PgBouncer
+refuses), and the whole probe is one simple-protocol query, so nothing is ever prepared.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from psycopg.rows import dict_row
 
 from . import lsn
 from .conf import Config
-from .sockets import ProbeConnections
+from .sockets import ProbeConnections, with_rows
 
 REPLICA_SQL = """
 SELECT pg_is_in_recovery() AS in_recovery,
@@ -69,16 +71,25 @@ class PrimaryProbe:
     system_identifier: int | None = None
 
 
-def connection_params(alias: str, connect_timeout: int, statement_timeout: float) -> dict[str, Any]:
+def connection_params(alias: str, connect_timeout: int) -> dict[str, Any]:
     """libpq parameters for a connection of our own to ``alias`` (``Config.connect_timeout``)."""
     params = connections[alias].get_connection_params()
     for key in _DJANGO_ONLY:
         params.pop(key, None)
     params["connect_timeout"] = connect_timeout
     params["application_name"] = "dbrouting-probe"
-    timeout_ms = max(1, int(statement_timeout * 1000))
-    params["options"] = f"{params.get('options', '')} -c statement_timeout={timeout_ms}".strip()
     return params
+
+
+def connect(alias: str, config: Config) -> psycopg.Connection[dict[str, Any]]:
+    """A connection of our own: autocommit, rows as dicts, no server-side prepared statements."""
+    params = connection_params(alias, config.connect_timeout)
+    return psycopg.connect(autocommit=True, row_factory=dict_row, prepare_threshold=None, **params)
+
+
+def bounded(sql: str, timeout: float) -> str:
+    """``sql`` in one transaction of its own that it may not outlast (``sockets.with_rows`` finds its rows)."""
+    return f"BEGIN; SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}; {sql.strip()}; COMMIT"
 
 
 def describe(exc: BaseException) -> str:
@@ -88,10 +99,7 @@ def describe(exc: BaseException) -> str:
 
 
 def _query(alias: str, sql: str, config: Config, kept: ProbeConnections) -> dict[str, Any]:
-    params = connection_params(alias, config.connect_timeout, config.probe_timeout_seconds)
-    row: dict[str, Any] = kept.query(
-        alias, sql, lambda: psycopg.connect(autocommit=True, row_factory=dict_row, **params)
-    )
+    row: dict[str, Any] = kept.query(alias, bounded(sql, config.probe_timeout_seconds), lambda: connect(alias, config))
     return row
 
 
@@ -140,6 +148,5 @@ FROM pg_stat_replication ORDER BY application_name
 
 def replication(config: Config) -> list[dict[str, Any]]:
     """The primary's ``pg_stat_replication``: one dict per standby (raises on failure)."""
-    params = connection_params(config.primary, config.connect_timeout, config.probe_timeout_seconds)
-    with psycopg.connect(autocommit=True, row_factory=dict_row, **params) as conn:
-        return conn.execute(REPLICATION_SQL).fetchall()
+    with connect(config.primary, config) as conn:
+        return with_rows(conn.execute(bounded(REPLICATION_SQL, config.probe_timeout_seconds))).fetchall()

@@ -64,6 +64,13 @@ def abort_connections(alias: str) -> int:
     return sum(_cut(getattr(w, "_dbrouting_socket", None)) for w in wrappers)
 
 
+def with_rows(cursor: psycopg.Cursor[Any]) -> psycopg.Cursor[Any]:
+    """The cursor of a query of several statements, moved on to the first result with rows."""
+    while cursor.description is None and cursor.nextset():
+        pass
+    return cursor
+
+
 @dataclass
 class _Kept:
     conn: psycopg.Connection[Any]
@@ -113,7 +120,7 @@ class ProbeConnections:
         with self._lock:
             self._busy[alias] = kept
         try:
-            row = kept.conn.execute(sql).fetchone()
+            row = with_rows(kept.conn.execute(sql)).fetchone()
         except BaseException:
             kept.discard()
             raise

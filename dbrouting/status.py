@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from . import lsn, probe
-from .assessment import DOWN, LAGGING, OK, UNKNOWN, ReplicaHealth
+from .assessment import DOWN, LAGGING, OK, UNKNOWN, ReplicaHealth, Snapshot
 from .checks import serious
 from .conf import Config, get_config
 from .health import cache
@@ -71,7 +71,7 @@ def measure(fresh: bool = True, replication: bool = True) -> StatusReport:
     if problems:
         return StatusReport(now, config.max_staleness_seconds, errors=problems, exit_code=EXIT_BROKEN)
     try:
-        snapshot = cache.fresh_snapshot(config) if fresh else cache.snapshot()
+        snapshot = fresh_snapshot(config) if fresh else cache.snapshot()
     except TimeoutError as exc:
         return StatusReport(now, config.max_staleness_seconds, errors=[f"health cache: {exc}"], exit_code=EXIT_BROKEN)
     report = StatusReport(now, config.max_staleness_seconds)
@@ -134,3 +134,17 @@ def table_rows(report: StatusReport) -> list[tuple[str, ...]]:
                          n.lag_seconds, n.usable, (n.why or "") if n.state != OK else "")))
         for n in report.nodes
     ]  # fmt: skip
+
+
+def fresh_snapshot(config: Config) -> Snapshot:
+    """The snapshot of a round begun after this call (``replica_status``): the prober's own
+    round, through the same assessment and hysteresis. A process with no history yet waits
+    until the lag window holds only probes made with history (``REJOIN_AFTER_CHECKS`` + 1
+    rounds): a first probe on an idle primary can only bound lag by the last commit's age.
+    Raises ``TimeoutError`` when the rounds do not complete within their timeouts."""
+    rounds = 2 if cache.rounds else config.rejoin_after_checks + 1
+    limit = rounds * (config.check_interval_seconds + 2 * config.probe_timeout_seconds) + config.connect_timeout + 1
+    if not cache.wait_for_rounds(rounds, timeout=limit):
+        cause = f": {cache.last_error}" if cache.last_error else ""
+        raise TimeoutError(f"no probe round completed within {limit:.0f} s{cause}")
+    return cache.snapshot()

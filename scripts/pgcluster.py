@@ -14,6 +14,8 @@ Everything lives under ``.pgdata/`` in the project (git ignores it). Servers lis
 in it may be the local end of any client connection on the machine, a kept database connection
 for hours, and a server could not start there. ``PGCLUSTER_REPLICAS`` sets how many replicas (default 2).
 When run as root, the servers run as the ``postgres`` user, since PostgreSQL refuses root.
+``PGCLUSTER_PGBOUNCER=1`` also puts a PgBouncer in transaction pooling in front of each node, on
+the node's port + ``PGBOUNCER_PORT_OFFSET`` (``pgbouncer`` must be installed: ``make test`` does).
 
 Standard library only, so it runs before the project's virtual environment exists.
 Tests import it to stop, kill and restart nodes.
@@ -39,6 +41,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_DIR / ".pgdata"
 PORT_WAIT_SECONDS = 10.0  # how long start waits for a port another process holds
+PGBOUNCER_PORT_OFFSET = 50  # config/settings/local.py uses the same offset
 
 # Development credentials for a loopback-only cluster; production gets its own from the
 # environment (see README). They are never printed by this tool.
@@ -107,6 +110,29 @@ def bin_dir() -> Path:
     raise ClusterError("PostgreSQL server binaries not found: install PostgreSQL 15 or set PG_BINDIR")
 
 
+# PgBouncer as the README advises it in front of a node: transaction pooling, a server found
+# down retried after a second (not 15), a client never queued longer than a probe would wait.
+PGBOUNCER_INI = """
+[databases]
+* = host=127.0.0.1 port={server_port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {userlist}
+pool_mode = transaction
+max_client_conn = 500
+default_pool_size = 40
+server_login_retry = 1
+server_connect_timeout = 2
+query_wait_timeout = 5
+logfile = {log}
+pidfile = {pidfile}
+"""
+
+
 @dataclass
 class Node:
     name: str
@@ -115,12 +141,17 @@ class Node:
     log_file: Path
     is_primary: bool = False
 
+    @property
+    def bouncer_port(self) -> int:
+        return self.port + PGBOUNCER_PORT_OFFSET
+
 
 @dataclass
 class Cluster:
     base_dir: Path = DEFAULT_DATA_DIR
     port_base: int = 25432
     replica_count: int = 2
+    pgbouncer: bool = False
     nodes: list[Node] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +174,7 @@ class Cluster:
             base_dir=Path(os.environ.get("PGCLUSTER_DIR", DEFAULT_DATA_DIR)).resolve(),
             port_base=int(os.environ.get("PGCLUSTER_PORT_BASE", "25432")),
             replica_count=int(os.environ.get("PGCLUSTER_REPLICAS", "2")),
+            pgbouncer=os.environ.get("PGCLUSTER_PGBOUNCER", "") == "1",
         )
 
     # -- helpers ---------------------------------------------------------------------
@@ -262,7 +294,51 @@ class Cluster:
                 self._say(log, f"creating {node.name} with pg_basebackup -R")
                 self._create_replica(node)
             self.start(node.name, log=log)
+        if self.pgbouncer:
+            for node in self.nodes:
+                self._bouncer_up(node, log)
         self._say(log, f"cluster up; logs in {self.base_dir / 'logs'}")
+
+    def _bouncer_pidfile(self, node: Node) -> Path:
+        return self.socket_dir / f"pgbouncer-{node.name}.pid"
+
+    def bouncer_pid(self, node: Node) -> int | None:
+        try:
+            pid = int(self._bouncer_pidfile(node).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if _cmdline(pid).split(b"\0")[0].endswith(b"pgbouncer") else None
+
+    def _bouncer_up(self, node: Node, log: bool) -> None:
+        """Start the node's PgBouncer (transaction pooling) unless it runs."""
+        if self.bouncer_pid(node) is not None:
+            return
+        executable = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not Path(executable).exists():
+            raise ClusterError("PGCLUSTER_PGBOUNCER=1 needs pgbouncer (scripts/system-packages.sh pgbouncer:pgbouncer)")
+        userlist, ini = self.socket_dir / "pgbouncer-users.txt", self.socket_dir / f"pgbouncer-{node.name}.ini"
+        text = PGBOUNCER_INI.format(
+            server_port=node.port, port=node.bouncer_port, userlist=userlist, pidfile=self._bouncer_pidfile(node),
+            log=self.base_dir / "logs" / f"pgbouncer-{node.name}.log",
+        )  # fmt: skip
+        users = f'"{APP_USER}" "{APP_PASSWORD}"\n'
+        script = f"umask 077; cat > '{ini}' <<'EOF'\n{text}EOF\ncat > '{userlist}' <<'EOF'\n{users}EOF\n"
+        self._run(["sh", "-c", script])
+        self._run([executable, "-d", "-q", str(ini)])
+        deadline = time.monotonic() + PORT_WAIT_SECONDS
+        while not _port_in_use(node.bouncer_port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._say(log, f"pgbouncer for {node.name} on 127.0.0.1:{node.bouncer_port} (transaction pooling)")
+
+    def _bouncers_down(self) -> None:
+        for node in self.nodes:
+            pid = self.bouncer_pid(node)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)  # pgbouncer's immediate shutdown
+                deadline = time.monotonic() + 10
+                while self.bouncer_pid(node) is not None and time.monotonic() < deadline:
+                    time.sleep(0.05)
 
     def start(self, name: str, log: bool = False) -> None:
         node = self.node(name)
@@ -341,11 +417,13 @@ class Cluster:
         self.start(name, log=log)
 
     def down(self, log: bool = True) -> None:
+        self._bouncers_down()
         for node in reversed(self.nodes):
             if self.exists(node):
                 self.stop(node.name, log=log)
 
     def destroy(self, log: bool = True) -> None:
+        self._bouncers_down()
         for node in reversed(self.nodes):
             if self.exists(node) and self.is_running(node):
                 self.stop(node.name, mode="immediate", log=log)

@@ -65,3 +65,22 @@ resource "aws_cloudwatch_metric_alarm" "primary_free_storage" {
   ok_actions          = var.alarm_actions
   tags                = local.instance_tags
 }
+
+# The primary being unavailable has no CloudWatch metric to alarm on (a stopped
+# or failing-over instance publishes nothing): RDS says so in its events. One
+# subscription per topic of alarm_actions (RDS events go to SNS topics only) to
+# every instance of the module: the primary going away or coming back
+# (availability), a Multi-AZ failover starting and ending (failover), an
+# instance failing (failure), a replica's replication stopping or erroring
+# (read replica). count, not for_each: a topic made in the same apply has no
+# ARN at plan time.
+resource "aws_db_event_subscription" "instances" {
+  count = length(var.alarm_actions)
+
+  name_prefix      = "${var.name}-db-events-"
+  sns_topic        = var.alarm_actions[count.index]
+  source_type      = "db-instance"
+  source_ids       = concat([aws_db_instance.primary.identifier], aws_db_instance.replica[*].identifier)
+  event_categories = ["availability", "failover", "failure", "read replica"]
+  tags             = local.instance_tags
+}

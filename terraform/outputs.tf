@@ -66,3 +66,8 @@ output "replica_lag_alarm_names" {
   description = "CloudWatch alarm on ReplicaLag of each replica, in alias order."
   value       = aws_cloudwatch_metric_alarm.replica_lag[*].alarm_name
 }
+
+output "event_subscription_names" {
+  description = "RDS event subscriptions (the primary's availability and failovers, every instance's failures, the replicas' replication), one per topic of alarm_actions."
+  value       = aws_db_event_subscription.instances[*].name
+}

@@ -287,13 +287,13 @@ variable "free_storage_alarm_threshold_gib" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs notified when an alarm fires or clears (SNS topics, typically). Empty: the alarms only change state."
+  description = "SNS topic ARNs notified when an alarm fires or clears, and of the RDS events of every instance (availability, failover, failure, read replica: the primary being unavailable has no metric to alarm on). Empty: the alarms only change state."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for a in var.alarm_actions : can(regex("^arn:aws[a-z-]*:", a))])
-    error_message = "alarm_actions must hold ARNs such as arn:aws:sns:eu-west-1:123456789012:db-alerts."
+    condition     = alltrue([for a in var.alarm_actions : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", a))])
+    error_message = "alarm_actions must hold SNS topic ARNs such as arn:aws:sns:eu-west-1:123456789012:db-alerts (RDS sends its events to SNS topics only)."
   }
 }
 

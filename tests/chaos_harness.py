@@ -35,7 +35,8 @@ class Outcome:
     hung: int = 0  # requests slower than the client timeout
     latencies: list[float] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
-    events: list[tuple[float, str, int, float]] = field(default_factory=list)  # (start, method, status, s)
+    # (start, method, status, seconds, pinned: the client's causal token was a pin, see causal.pin)
+    events: list[tuple[float, str, int, float, bool]] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,8 +58,15 @@ class Client(threading.Thread):
         super().__init__(daemon=True)
         self.base, self.outcome, self.stop_event, self.timeout = base, outcome, stop, timeout
         self.rng = random.Random(seed)
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
         self.mine: list[str] = []
+        self.seed = seed
+
+    def token(self) -> str:
+        """This client's causal token as its cookie holds it (for error samples)."""
+        values = [c.value for c in self.cookies if c.name == "dbrouting_causal"]
+        return values[0].split(":")[0].strip('"') if values else "-"
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict, dict]:
         data = json.dumps(body).encode() if body is not None else None
@@ -66,6 +74,7 @@ class Client(threading.Thread):
         req.add_header("Accept", "application/json")
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        pinned = self.token().startswith("FFFFFFFF/FFFFFFFF")
         start = time.monotonic()
         try:
             with self.opener.open(req, timeout=self.timeout) as response:
@@ -81,7 +90,7 @@ class Client(threading.Thread):
         with self.outcome.lock:
             self.outcome.requests += 1
             self.outcome.latencies.append(elapsed)
-            self.outcome.events.append((start, method, status, elapsed))
+            self.outcome.events.append((start, method, status, elapsed, pinned))
             if status == 0:
                 self.outcome.hung += 1
         try:
@@ -125,14 +134,16 @@ class Client(threading.Thread):
                 self.outcome.note(f"own gist {gist_id} not found")
             elif status != 200:
                 self.outcome.read_errors += 1
-                self.outcome.note(f"GET own -> {status} {payload}")
+                self.outcome.note(f"client {self.seed} GET own -> {status} token={self.token()} {payload}")
 
     def read(self, path: str) -> None:
         status, _, payload = self.request("GET", path)
         if status != 200:
             with self.outcome.lock:
                 self.outcome.read_errors += 1
-                self.outcome.note(f"GET {path.split('?')[0]} -> {status} {payload}")
+                self.outcome.note(
+                    f"client {self.seed} GET {path.split('?')[0]} -> {status} token={self.token()} {payload}"
+                )
 
 
 class BlackholeProxy:

@@ -47,7 +47,7 @@ def replica_aliases() -> list[str]:
 def node_query(alias: str, sql: str, params: tuple[object, ...] = ()) -> object:
     """One value from a node, on a direct connection: never through the failover engine,
     which could answer for a replica from another node."""
-    with psycopg.connect(autocommit=True, **probe.connection_params(alias, 2, 5)) as conn:
+    with psycopg.connect(autocommit=True, **probe.connection_params(alias, 2)) as conn:
         row = conn.execute(sql, params).fetchone()
     return None if row is None else row[0]
 
@@ -86,13 +86,16 @@ def django_db_setup(cluster: Cluster, django_db_blocker: pytest.FixtureDef) -> I
         for alias in connections:
             connections[alias].close()
         name = primary.settings_dict["NAME"]
+        if cluster.pgbouncer:  # its pooled server sessions would hold the test database open
+            sql = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            cluster.psql(cluster.primary, sql)
         # Sessions just closed (ours, the prober's) may take a moment to leave: DROP DATABASE refuses them.
         wait_until(lambda: sessions_on(name) == 0, timeout=15, what=f"sessions on {name} gone")
         primary.creation.destroy_test_db(old_name, verbosity=0)
 
 
 def sessions_on(database: str) -> int:
-    params = {**probe.connection_params("default", 2, 5), "dbname": "postgres"}
+    params = {**probe.connection_params("default", 2), "dbname": "postgres"}
     with psycopg.connect(autocommit=True, **params) as conn:
         row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)).fetchone()
     return int(row[0]) if row else 0
@@ -170,6 +173,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     away = [f for f in FIGURES.values() if "primary_down_reads" in f]  # the primary killed, hung, cut off
     if away:
         totals.append(f"chaos_primary_down_read_errors={sum(f['primary_down_read_errors'] for f in away)}")
+        pinned = sum(f["primary_down_pinned_read_errors"] for f in away)
+        totals.append(f"chaos_primary_down_pinned_read_errors={pinned}")
         totals.append(f"chaos_primary_down_write_p99_ms={max(f['primary_down_write_p99_ms'] for f in away)}")
         totals.append(f"chaos_primary_recovery_seconds={max(f['primary_recovery_seconds'] for f in away)}")
         totals.append(f"chaos_worker_timeouts={sum(f['worker_timeouts'] for f in away)}")

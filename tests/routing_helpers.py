@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import TypeVar
 
 from django.db import connections
 from django.db.models.expressions import RawSQL
-from pgcluster import Cluster
+from pgcluster import PGBOUNCER_PORT_OFFSET, Cluster
 
 from gists.models import Gist
 
@@ -19,7 +20,9 @@ T = TypeVar("T")
 
 
 def ports() -> dict[str, int]:
-    return {alias: int(connections[alias].settings_dict["PORT"]) for alias in connections}
+    """Each alias's server port (behind PgBouncer, the node's own, not its bouncer's)."""
+    offset = PGBOUNCER_PORT_OFFSET if os.environ.get("PGCLUSTER_PGBOUNCER") == "1" else 0
+    return {alias: int(connections[alias].settings_dict["PORT"]) - offset for alias in connections}
 
 
 def served_by() -> str:

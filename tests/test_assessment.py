@@ -15,7 +15,8 @@ from dbrouting.strategies import RoundRobin
 
 CONFIG = Config(
     replicas=("r",), primary="default", max_staleness_seconds=5.0, max_lag_bytes=1000,
-    check_interval_seconds=0.5, connect_timeout_seconds=2, probe_timeout_seconds=1,
+    check_interval_seconds=0.5, probe_scope="process", runtime_dir=None, connect_timeout_seconds=2,
+    probe_timeout_seconds=1,
     primary_outage_max_staleness_seconds=0.0, strategy=RoundRobin(), rejoin_after_checks=2, pin_after_write=True,
     primary_read_methods=frozenset({"POST"}), token_store=None, causal_cookie_name="c",
     causal_token_max_age_seconds=60, served_by_header=False, metrics_allowed_networks=("127.0.0.1/32",),

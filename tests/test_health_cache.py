@@ -9,7 +9,9 @@ import threading
 import time
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
+from django.test import override_settings
 
 from dbrouting import probe, replica_health
 from dbrouting.conf import get_config
@@ -70,23 +72,46 @@ def _child(conn: multiprocessing.connection.Connection) -> None:
         parent_rounds = cache.rounds
         ok = cache.wait_for_rounds(2, timeout=15)
         states = sorted(h.state for h in replica_health().values())
-        conn.send((ok, states, parent_rounds, cache.rounds, threading.active_count()))
+        kept = cache._probes.kept
+        held = sorted(cache._plane._held) if cache._plane is not None else None
+        conn.send((ok, states, parent_rounds, cache.rounds, len(kept._idle) + len(kept._busy), held))
     finally:
         conn.close()
         os._exit(0)
 
 
-def test_fork__the_child_probes_with_a_thread_of_its_own() -> None:
-    assert cache.rounds > 0
+def fork_a_child() -> tuple[bool, list[str], int, int, int, list[str] | None]:
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(sender,))
     child.start()
-    ok, states, rounds_at_fork, child_rounds, _ = receiver.recv()
+    outcome = receiver.recv()
     child.join(timeout=20)
+    return outcome  # type: ignore[no-any-return]
+
+
+def test_fork__the_child_follows_the_parents_probes_with_a_thread_of_its_own() -> None:
+    cache.wait_for_rounds(1)
+    assert cache._plane is not None
+    assert "prober" in cache._plane._held  # this process probes for the host
+    ok, states, rounds_at_fork, child_rounds, connections_held, held = fork_a_child()
+    assert ok
+    assert states == ["ok", "ok"]
+    assert child_rounds - rounds_at_fork >= 2  # snapshots its own thread copied
+    assert connections_held == 0  # none of its own (nor the parent's, which it must not use)
+    assert held == []  # the parent's locks stay the parent's
+    assert "prober" in cache._plane._held
+
+
+def test_fork__with_probe_scope_process_the_child_probes_on_its_own() -> None:
+    with override_settings(DBROUTING={**settings.DBROUTING, "PROBE_SCOPE": "process"}):
+        cache.wait_for_rounds(2)
+        ok, states, rounds_at_fork, child_rounds, connections_held, held = fork_a_child()
     assert ok
     assert states == ["ok", "ok"]
     assert child_rounds - rounds_at_fork >= 2  # rounds the child's own prober made
+    assert connections_held == 3  # one per node
+    assert held is None
 
 
 def test_migrate__reads_the_primary_while_it_runs_and_not_after_it_fails(monkeypatch: pytest.MonkeyPatch) -> None:

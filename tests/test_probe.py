@@ -25,11 +25,11 @@ def kept() -> ProbeConnections:
     connections.close_all()
 
 
-def test_connection_params__libpq_only_with_our_timeouts_and_name() -> None:
-    params = probe.connection_params("replica1", 3, 0.25)
+def test_connection_params__libpq_only_with_our_timeout_and_name() -> None:
+    params = probe.connection_params("replica1", 3)
     assert params["connect_timeout"] == 3
     assert params["application_name"] == "dbrouting-probe"
-    assert "statement_timeout=250" in params["options"]
+    assert "options" not in params  # PgBouncer refuses startup options: the timeout is SET LOCAL
     assert not {"context", "cursor_factory", "prepare_threshold"} & set(params)
     assert get_config().connect_timeout == 2  # CONNECT_TIMEOUT_SECONDS 2.0: libpq's whole seconds
 
@@ -58,7 +58,7 @@ def test_probe_primary__a_standby_is_not_a_primary(kept: ProbeConnections) -> No
 def test_kept_connections__one_session_per_node_between_probes(kept: ProbeConnections) -> None:
     config = get_config()
     pid = "SELECT pg_backend_pid() AS pid"
-    params = probe.connection_params("replica1", 2, 5)
+    params = probe.connection_params("replica1", 2)
     connect = lambda: psycopg.connect(autocommit=True, row_factory=dict_row, **params)  # noqa: E731
     first = kept.query("replica1", pid, connect)["pid"]
     for _ in range(3):
@@ -67,7 +67,7 @@ def test_kept_connections__one_session_per_node_between_probes(kept: ProbeConnec
 
 
 def test_kept_connections__abort_cuts_a_hung_query_at_once(kept: ProbeConnections) -> None:
-    connect = lambda: psycopg.connect(autocommit=True, **probe.connection_params("replica1", 2, 30))  # noqa: E731
+    connect = lambda: psycopg.connect(autocommit=True, **probe.connection_params("replica1", 2))  # noqa: E731
     outcome: list[BaseException] = []
 
     def hang() -> None:
@@ -94,3 +94,19 @@ def test_describe__one_short_line() -> None:
     assert probe.describe(ValueError("first line\nsecond line")) == "first line"
     assert probe.describe(ValueError("")) == "ValueError"
     assert len(probe.describe(ValueError("x" * 500))) == 200
+
+
+def test_probes__prepare_nothing_and_bound_themselves_in_their_own_transaction(kept: ProbeConnections) -> None:
+    """What PgBouncer in transaction pooling needs: no server-side prepared statement on a kept
+    connection however often it probes, a statement timeout that ends with the probe's transaction."""
+    config = get_config()
+    for _ in range(8):  # past psycopg's default prepare threshold (5)
+        assert probe.probe_replica("replica1", config, kept).ok
+    connect = lambda: probe.connect("replica1", config)  # noqa: E731
+    session = kept.query("replica1", "SELECT count(*) AS prepared, current_setting('statement_timeout') AS t "
+                         "FROM pg_prepared_statements", connect)  # fmt: skip
+    assert session == {"prepared": 0, "t": "0"}  # the probe's SET LOCAL ended with its transaction
+    started = time.monotonic()
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        kept.query("replica1", probe.bounded("SELECT pg_sleep(5)", 0.2), connect)
+    assert time.monotonic() - started < 2

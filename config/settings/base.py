@@ -76,6 +76,9 @@ DBROUTING = {
     "MAX_LAG_BYTES": env_number(env, "DBROUTING_MAX_LAG_BYTES", 64 * 1024 * 1024),
     "CHECK_INTERVAL_SECONDS": env_number(env, "DBROUTING_CHECK_INTERVAL_SECONDS", 0.5, float),
     "STRATEGY": env.str("DBROUTING_STRATEGY", default="dbrouting.strategies.RoundRobin"),
+    # One prober per host ("host"), or one per process ("process"); where a host's processes meet.
+    "PROBE_SCOPE": env.str("DBROUTING_PROBE_SCOPE", default="host"),
+    "RUNTIME_DIR": env.str("DBROUTING_RUNTIME_DIR", default=None),
     # Outside DEBUG, /metrics answers only these networks (Prometheus' scraper).
     "METRICS_ALLOWED_NETWORKS": env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]),
 }

@@ -18,6 +18,10 @@ SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-development-on
 
 # The local cluster of scripts/pgcluster.py: primary on the base port, replicas after it.
 _port = int(os.environ.get("PGCLUSTER_PORT_BASE", "25432"))
+# PGCLUSTER_PGBOUNCER=1: through the PgBouncer in front of each node (scripts/pgcluster.py).
+_pgbouncer = os.environ.get("PGCLUSTER_PGBOUNCER") == "1"
+if _pgbouncer:
+    _port += 50  # pgcluster.PGBOUNCER_PORT_OFFSET
 _replicas = int(os.environ.get("PGCLUSTER_REPLICAS", "2"))
 _credentials = "gists:gists-dev-password"
 DATABASES = databases_from_env(
@@ -27,3 +31,6 @@ DATABASES = databases_from_env(
         f"postgres://{_credentials}@127.0.0.1:{_port + i}/gists" for i in range(1, _replicas + 1)
     ),
 )
+if _pgbouncer:  # transaction pooling: no cursor may outlive its transaction (Django's advice)
+    for _database in DATABASES.values():
+        _database["DISABLE_SERVER_SIDE_CURSORS"] = True

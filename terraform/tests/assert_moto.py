@@ -129,6 +129,27 @@ def assert_applied(endpoint: str, outputs_path: str, state_path: str) -> None:
         )
     check("gists-primary-cpu" in alarms, "CPU alarm on the primary exists")
     check("gists-primary-free-storage" in alarms, "free storage alarm on the primary exists")
+    check(
+        all(a["AlarmActions"] == [outputs["alerts_topic_arn"]] for a in alarms.values()),
+        "every alarm notifies the SNS topic of alarm_actions",
+    )
+
+    subscriptions = client("rds", endpoint).describe_event_subscriptions()["EventSubscriptionsList"]
+    check(
+        [
+            (s["SnsTopicArn"], s["SourceType"], sorted(s["SourceIdsList"]), sorted(s["EventCategoriesList"]))
+            for s in subscriptions
+        ]
+        == [
+            (
+                outputs["alerts_topic_arn"],
+                "db-instance",
+                sorted(["gists-primary", *replica_ids]),
+                ["availability", "failover", "failure", "read replica"],
+            )
+        ],
+        "one RDS event subscription: the SNS topic told of every instance's availability, failover, failure, replication",
+    )
 
     urls = db["database_replica_urls"].split(",")
     check(
@@ -155,6 +176,8 @@ def assert_destroyed(endpoint: str) -> None:
     check(not instances, f"no DB instance left: {[i['DBInstanceIdentifier'] for i in instances]}")
     alarms = client("cloudwatch", endpoint).describe_alarms()["MetricAlarms"]
     check(not alarms, f"no alarm left: {[a['AlarmName'] for a in alarms]}")
+    subscriptions = client("rds", endpoint).describe_event_subscriptions()["EventSubscriptionsList"]
+    check(not subscriptions, f"no event subscription left: {[s['CustSubscriptionId'] for s in subscriptions]}")
 
 
 def main(argv: list[str]) -> int:

@@ -289,3 +289,42 @@ run "replicas_share_the_primary_security_group" {
     error_message = "The security group output must name the database security group."
   }
 }
+
+run "alarm_actions_receive_the_instances_events" {
+  command = plan
+
+  variables {
+    alarm_actions = [
+      "arn:aws:sns:eu-west-1:123456789012:db-alerts",
+      "arn:aws:sns:eu-west-1:123456789012:db-pager",
+    ]
+  }
+
+  assert {
+    condition     = length(aws_db_event_subscription.instances) == 2
+    error_message = "Each topic of alarm_actions must get one RDS event subscription."
+  }
+
+  assert {
+    condition = alltrue([for s in aws_db_event_subscription.instances :
+      s.source_type == "db-instance"
+      && s.source_ids == toset(["gists-primary", "gists-replica1", "gists-replica2"])
+      && s.event_categories == toset(["availability", "failover", "failure", "read replica"])
+    ])
+    error_message = "The subscriptions must cover the primary's availability and failovers and every instance's failures and replication."
+  }
+
+  assert {
+    condition     = toset([for s in aws_db_event_subscription.instances : s.sns_topic]) == toset(["arn:aws:sns:eu-west-1:123456789012:db-alerts", "arn:aws:sns:eu-west-1:123456789012:db-pager"])
+    error_message = "The subscriptions must notify the SNS topics of alarm_actions."
+  }
+}
+
+run "no_event_subscription_without_alarm_actions" {
+  command = plan
+
+  assert {
+    condition     = length(aws_db_event_subscription.instances) == 0
+    error_message = "Without alarm_actions, no RDS event subscription may be made."
+  }
+}

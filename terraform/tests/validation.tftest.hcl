@@ -148,3 +148,11 @@ run "bad_name_is_refused" {
   }
   expect_failures = [var.name]
 }
+
+run "alarm_action_that_is_not_an_sns_topic_is_refused" {
+  command = plan
+  variables {
+    alarm_actions = ["arn:aws:automate:eu-west-1:ec2:recover"]
+  }
+  expect_failures = [var.alarm_actions]
+}

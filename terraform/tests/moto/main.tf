@@ -60,6 +60,7 @@ provider "aws" {
     logs           = var.moto_endpoint
     rds            = var.moto_endpoint
     secretsmanager = var.moto_endpoint
+    sns            = var.moto_endpoint
     sts            = var.moto_endpoint
   }
 }
@@ -81,6 +82,11 @@ resource "aws_security_group" "app" {
   vpc_id      = aws_vpc.test.id
 }
 
+# Where the alarms and the RDS events go.
+resource "aws_sns_topic" "alerts" {
+  name = "moto-db-alerts"
+}
+
 module "db" {
   source = "../.."
 
@@ -90,6 +96,7 @@ module "db" {
   subnet_ids                 = aws_subnet.db[*].id
   allowed_security_group_ids = [aws_security_group.app.id]
   allowed_cidr_blocks        = ["10.42.200.0/24"]
+  alarm_actions              = [aws_sns_topic.alerts.arn]
 
   # So that the test can destroy what it made, at once.
   deletion_protection         = false
@@ -101,6 +108,10 @@ module "db" {
 
 output "app_security_group_id" {
   value = aws_security_group.app.id
+}
+
+output "alerts_topic_arn" {
+  value = aws_sns_topic.alerts.arn
 }
 
 output "subnet_azs" {

@@ -1,0 +1,227 @@
+"""One prober per host (dbrouting.plane): real app processes on the real cluster, the prober
+killed and stopped under them, and the snapshot files they share."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from django.test import override_settings
+
+from dbrouting import plane, replica_health
+from dbrouting.assessment import DOWN, REJOINING, Snapshot, marked_down
+from dbrouting.conf import get_config
+from dbrouting.exceptions import SettingError
+from dbrouting.health import cache
+
+from .conftest import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = (DOWN, REJOINING)
+pytestmark = pytest.mark.usefixtures("live_db")
+
+
+class Worker:
+    """tests/plane_worker.py in a process of its own; ``last`` is its newest report."""
+
+    def __init__(self, runtime_dir: Path, seconds: float = 60, read: bool = True) -> None:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DBROUTING_RUNTIME_DIR": str(runtime_dir),
+        }
+        env.update(database_urls())
+        argv = [sys.executable, "-m", "tests.plane_worker", str(seconds), *(["--read"] if read else [])]
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.reports: list[dict[str, object]] = []
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.reports.append(json.loads(line))
+
+    @property
+    def last(self) -> dict[str, object]:
+        return self.reports[-1] if self.reports else {}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def database_urls() -> dict[str, str]:
+    """DATABASE_URL and DATABASE_REPLICA_URLS of this test session's database (its test name)."""
+
+    def url(alias: str) -> str:
+        s = connections[alias].settings_dict
+        return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+    replicas = [a for a in connections if a != "default"]
+    return {"DATABASE_URL": url("default"), "DATABASE_REPLICA_URLS": ",".join(url(a) for a in replicas)}
+
+
+@pytest.fixture
+def runtime_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "runtime"
+    path.mkdir(mode=0o700)
+    return path
+
+
+@pytest.fixture
+def workers(runtime_dir: Path) -> Iterator[list[Worker]]:
+    started = [Worker(runtime_dir) for _ in range(3)]
+    try:
+        wait_until(lambda: all(w.last.get("states") == {"replica1": "ok", "replica2": "ok"} for w in started),
+                   timeout=30, what="every worker's replicas ok")  # fmt: skip
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def roles(workers: list[Worker]) -> list[str]:
+    return sorted(str(w.last.get("role")) for w in workers)
+
+
+def snapshot_written_at(runtime_dir: Path) -> float:
+    files = list(runtime_dir.glob("*.json"))
+    return max((f.stat().st_mtime for f in files), default=0.0)
+
+
+def test_one_prober_per_host__the_others_follow_it_with_no_connection_of_their_own(workers: list[Worker]) -> None:
+    wait_until(lambda: roles(workers) == ["follower", "follower", "prober"], what="one prober, two followers")
+    rounds = [int(w.last["rounds"]) for w in workers]  # type: ignore[call-overload]
+    wait_until(lambda: all(int(w.last["rounds"]) >= r + 3 for w, r in zip(workers, rounds, strict=True)),  # type: ignore[call-overload]
+               what="every process's cache kept up to date")  # fmt: skip
+    connections_held = {str(w.last["role"]): w.last["probe_connections"] for w in workers}
+    assert connections_held == {"prober": 3, "follower": 0}  # one per node, in the prober alone
+    assert [w.last["error_count"] for w in workers] == [0, 0, 0]
+    assert all({"replica1", "replica2"} <= set(w.last["served"]) for w in workers)  # type: ignore[call-overload]
+
+
+def test_prober_killed__a_follower_probes_within_an_interval_and_the_probe_timeout(
+    workers: list[Worker], runtime_dir: Path
+) -> None:
+    wait_until(lambda: "prober" in roles(workers), what="a prober")
+    [prober] = [w for w in workers if w.last["role"] == "prober"]
+    others = [w for w in workers if w is not prober]
+    config = get_config()
+    os.kill(prober.process.pid, signal.SIGKILL)
+    killed, wall_killed = time.monotonic(), time.time()
+    wait_until(lambda: snapshot_written_at(runtime_dir) > wall_killed, timeout=10, what="a snapshot after the kill")
+    took_over = time.monotonic() - killed
+    assert took_over <= config.check_interval_seconds + config.probe_timeout_seconds
+    wait_until(lambda: roles(others) == ["follower", "prober"], what="a follower became the prober")
+    reads = [int(w.last["reads"]) for w in others]  # type: ignore[call-overload]
+    wait_until(lambda: all(int(w.last["reads"]) > r + 20 for w, r in zip(others, reads, strict=True)),  # type: ignore[call-overload]
+               what="reads after the takeover")  # fmt: skip
+    assert [w.last["error_count"] for w in others] == [0, 0]
+    assert all(w.last["states"] == {"replica1": "ok", "replica2": "ok"} for w in others)
+
+
+def test_prober_stopped__a_stand_in_probes_until_it_comes_back(workers: list[Worker], runtime_dir: Path) -> None:
+    wait_until(lambda: "prober" in roles(workers), what="a prober")
+    [prober] = [w for w in workers if w.last["role"] == "prober"]
+    others = [w for w in workers if w is not prober]
+    config = get_config()
+    os.kill(prober.process.pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        wait_until(lambda: "stand-in" in roles(others), timeout=10, what="a stand-in")
+        assert time.monotonic() - stopped <= 1.2 * config.check_interval_seconds + config.probe_timeout_seconds + 0.5
+        rounds = [int(w.last["rounds"]) for w in others]  # type: ignore[call-overload]
+        wait_until(lambda: all(int(w.last["rounds"]) >= r + 3 for w, r in zip(others, rounds, strict=True)),  # type: ignore[call-overload]
+                   what="snapshots from the stand-in")  # fmt: skip
+    finally:
+        os.kill(prober.process.pid, signal.SIGCONT)
+    wait_until(lambda: "stand-in" not in roles(others), timeout=10, what="the stand-in steps down")
+    assert [w.last["error_count"] for w in others] == [0, 0]
+
+
+def test_mark_down__the_whole_host_leaves_the_replica_at_once(workers: list[Worker], runtime_dir: Path) -> None:
+    with override_settings(DBROUTING={**get_config_dict(), "RUNTIME_DIR": str(runtime_dir)}):
+        wait_until(
+            lambda: cache.snapshot() and cache._plane is not None and cache._plane.path.exists(), what="on the plane"
+        )
+        marked = time.monotonic()
+        cache.mark_down("replica1", "seen failing by a request of this process")
+
+        def seen_down(worker: Worker) -> float | None:  # out: down, or already rejoining after a probe
+            changes = worker.last.get("changes", [])
+            return next(
+                (at for at, alias, state in changes if alias == "replica1" and state in OUT and at > marked), None
+            )  # type: ignore[union-attr]
+
+        followers = [w for w in workers if w.last["role"] == "follower"]  # (the prober's next probe decides)
+        wait_until(lambda: all(seen_down(w) is not None for w in followers), timeout=5, what="followers saw it down")
+        assert max(seen_down(w) for w in followers) - marked < 0.2  # type: ignore[type-var,operator]  # a follow tick
+        wait_until(lambda: all(w.last["states"]["replica1"] == "ok" for w in workers),  # type: ignore[index]
+                   what="replica1 readmitted by a later probe")  # fmt: skip
+
+
+def get_config_dict() -> dict[str, object]:
+    from django.conf import settings
+
+    return dict(settings.DBROUTING)
+
+
+def test_snapshot__the_same_after_a_trip_through_the_file(runtime_dir: Path) -> None:
+    cache.wait_for_rounds(2)
+    snapshot = cache.latest
+    decoded = plane.decode(plane.encode(snapshot))
+    assert decoded is not None
+    assert decoded.replicas == snapshot.replicas
+    assert decoded.primary == snapshot.primary
+    assert [h.window for h in decoded.replicas.values()] == [h.window for h in snapshot.replicas.values()]
+    assert plane.decode(b'{"replicas": {"x": {"nope": 1}}}') is None  # not ours: ignored, never trusted
+
+
+def test_merge__a_mark_down_wins_only_over_what_was_measured_before_it() -> None:
+    cache.wait_for_rounds(2)
+    measured = cache.latest
+    down = Snapshot({**measured.replicas, "replica1": marked_down(measured.replicas["replica1"], "failed")},
+                    measured.primary, measured.last_good)  # fmt: skip
+    assert plane.merge(measured, down).replicas["replica1"].state == DOWN  # a probe begun before it
+    cache.wait_for_rounds(2)
+    later = cache.latest  # probes begun after the mark-down
+    assert plane.merge(later, down).replicas["replica1"].state == "ok"
+    assert plane.merge(down, later).replicas["replica2"] == down.replicas["replica2"]  # the rest is the base's
+
+
+def test_runtime_dir__another_users_or_open_folder_is_refused(tmp_path: Path) -> None:
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o777)
+    open_dir.chmod(0o777)
+    with pytest.raises(SettingError, match="mode 700") as raised:
+        plane.Plane(open_dir, "key")
+    assert raised.value.check_id == "dbrouting.W005"
+    with override_settings(DBROUTING={**get_config_dict(), "RUNTIME_DIR": str(open_dir)}):
+        cache.reset()
+        cache.wait_for_rounds(2)  # probes on its own instead: never left without health
+        assert cache._plane is None
+        assert {h.state for h in replica_health().values()} == {"ok"}
+    cache.reset()
+
+
+def test_runtime_dir__a_bad_one_is_a_system_check_warning(tmp_path: Path) -> None:
+    from django.core.checks import run_checks
+
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    with override_settings(DBROUTING={**get_config_dict(), "RUNTIME_DIR": str(open_dir)}):
+        [warning] = [m for m in run_checks() if m.id == "dbrouting.W005"]
+    assert "mode 700" in warning.msg
+    assert not [m for m in run_checks() if m.id == "dbrouting.W005"]
