@@ -37,6 +37,10 @@ GOALS: list[tuple[str, str, Any]] = [
     ("b6_replica_share_after_write", "more than the 15 s time pin's", "b6"),
     ("b6_replica_share_with_15s_time_pin", "for the record", None),
     ("b6_stale_reads", "0", lambda v: v == 0),
+    ("b7_probe_sessions_per_node_16_procs", "1 (one prober per host)", lambda v: v == 1),
+    ("b7_probe_sessions_per_node_16_procs_process_mode", "for the record (16: one per process)", None),
+    ("b7_probe_qps_per_node_16_procs", "one prober's rate, flat in the process count (± 10 %)", "b7"),
+    ("b7_probe_qps_per_node_16_procs_process_mode", "for the record", None),
 ]
 
 SECTIONS = [
@@ -46,6 +50,7 @@ SECTIONS = [
     ("b4", "B4 — detection", "detection.py"),
     ("b5", "B5 — probe cost", "probe_cost.py"),
     ("b6", "B6 — read-your-writes", "read_your_writes.py"),
+    ("b7", "B7 — probe cost per host", "probe_fleet.py"),
     ("queries", "Query latency (nearby, deep pages)", "nearby_100k.py"),
 ]
 
@@ -87,6 +92,9 @@ def verdict(name: str, test: Any, figures: dict[str, Any]) -> str:
         expected = figures.get("b5_expected_probes_per_second", 2.0)
         flat = figures.get("b5_probe_rate_spread", 99) <= 1.1
         return "met" if abs(value - expected) <= 0.1 * expected and flat else "**not met**"
+    if test == "b7":
+        expected = figures.get("b7_expected_qps_one_prober", 2.0)
+        return "met" if abs(value - expected) <= 0.1 * expected else "**not met**"
     if test == "b6":
         return "met" if value > figures.get("b6_replica_share_with_15s_time_pin", 1) else "**not met**"
     return "met" if test(value) else "**not met**"

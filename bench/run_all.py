@@ -28,6 +28,7 @@ SCRIPTS = {
     "b4": "detection.py",
     "b5": "probe_cost.py",
     "b6": "read_your_writes.py",
+    "b7": "probe_fleet.py",
     "queries": "nearby_100k.py",
 }
 

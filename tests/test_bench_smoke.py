@@ -36,9 +36,12 @@ REQUIRED = [
     "b5_probes_per_second_at_1000_rps",
     "b6_replica_share_after_write",
     "b6_stale_reads",
+    "b7_probe_sessions_per_node_4_procs",
+    "b7_probe_qps_per_node_4_procs",
+    "b7_probe_qps_per_node_4_procs_process_mode",
 ]
 PLOTS = ["b1-route-cost", "b2-request-overhead", "b3-read-scaling", "b3-write-latency", "b4-kill9", "b5-probe-cost"]
-PLOTS += ["b6-read-your-writes"]
+PLOTS += ["b6-read-your-writes", "b7-probe-fleet"]
 
 
 @pytest.fixture

@@ -152,9 +152,12 @@ def test_prober_stopped__a_stand_in_probes_until_it_comes_back(workers: list[Wor
 
 def test_mark_down__the_whole_host_leaves_the_replica_at_once(workers: list[Worker], runtime_dir: Path) -> None:
     with override_settings(DBROUTING={**get_config_dict(), "RUNTIME_DIR": str(runtime_dir)}):
-        wait_until(
-            lambda: cache.snapshot() and cache._plane is not None and cache._plane.path.exists(), what="on the plane"
-        )
+
+        def joined() -> bool:  # (its thread moves to the new plane at its next turn)
+            cache.snapshot()
+            return cache._plane is not None and cache._plane.path.parent == runtime_dir and cache._plane.path.exists()
+
+        wait_until(joined, what="this process on the workers' plane")
         marked = time.monotonic()
         cache.mark_down("replica1", "seen failing by a request of this process")
 
