@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -327,3 +328,38 @@ def _own_options(argv: list[str]) -> list[str]:
             continue
         shown.append(arg)
     return shown
+
+
+# An idle app process (an idle gunicorn worker, as far as probing goes): Django up, its health
+# cache started. On SIGUSR1 it prints the probes it has sent so far, per alias, as a JSON line.
+IDLE_APP = """
+import json, signal, time, django
+django.setup()
+from prometheus_client import REGISTRY
+from dbrouting.health import cache
+def report(*_):
+    counts = {s.labels["alias"]: s.value for m in REGISTRY.collect() if m.name == "dbrouting_probe_duration_seconds"
+              for s in m.samples if s.name.endswith("_count")}
+    print(json.dumps(counts), flush=True)
+signal.signal(signal.SIGUSR1, report)
+cache.snapshot()
+while True:
+    time.sleep(1)
+"""
+
+
+@contextlib.contextmanager
+def idle_app_processes(count: int, **env: str) -> Iterator[list[subprocess.Popen[str]]]:
+    """``count`` idle app processes (``IDLE_APP``) on this process's environment plus ``env``."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", IDLE_APP], cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                         text=True)
+        for _ in range(count)
+    ]  # fmt: skip
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)

@@ -15,11 +15,16 @@ broken connections) and records the node that answered (``current_setting('port'
 - kill -9: replica1's postmaster and backends are killed; ``--outage`` seconds later it is
   started again. Failed reads, seconds to routing away, seconds from restart to readmission.
 
+Ours is measured in a process that is not the host's prober: three idle app processes start
+first and one of them probes (``PROBE_SCOPE`` "host"); this one follows its snapshots
+(``b4_measuring_process_role``), and marks replica1 down for the whole host when a read fails.
+
 Times are medians over ``--repeat`` rounds; read counts are totals.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -102,15 +107,23 @@ def main() -> None:
     if args.side:
         return side(args)
     figures = common.Figures("b4", args)
-    with common.running_cluster(args) as cluster:
+    with common.running_cluster(args) as cluster, contextlib.ExitStack() as stack:
         common.start_django(cluster, **staleness(args))
-        from dbrouting import replica_health
+        from dbrouting import plane, replica_health
         from dbrouting.conf import get_config
+        from dbrouting.health import cache
         from gists.models import Gist
 
         common.ensure_gists(cluster, 100)
         config = get_config()
+        stack.enter_context(common.idle_app_processes(3))
+        place = plane.where(config)
+        assert place is not None, "B4 measures a follower: PROBE_SCOPE must be 'host'"
+        shared = place[0] / f"{place[1]}.json"
+        wait(lambda: shared.exists() and time.time() - shared.stat().st_mtime < 1.0, timeout=60)
         common.wait_until_usable()
+        following = cache._plane is not None and not cache._plane._held  # no lock: it copies the prober's
+        figures.add("b4_measuring_process_role", "follower" if following else "prober")
 
         def state() -> str:
             health = replica_health().get("replica1")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,35 +32,23 @@ from bench import common
 
 COUNTS = [1, 4, 16]
 NODES = ["primary", "replica1", "replica2"]
-# An idle app process; on SIGUSR1 it prints the probes it has sent so far, per node.
-IDLE_PROCESS = """
-import json, signal, sys, time, django
-django.setup()
-from prometheus_client import REGISTRY
-from dbrouting.health import cache
-def report(*_):
-    counts = {s.labels["alias"]: s.value for m in REGISTRY.collect() if m.name == "dbrouting_probe_duration_seconds"
-              for s in m.samples if s.name.endswith("_count")}
-    print(json.dumps(counts), flush=True)
-signal.signal(signal.SIGUSR1, report)
-cache.snapshot()
-while True:
-    time.sleep(1)
-"""
 ALIASES = {"primary": "default", "replica1": "replica1", "replica2": "replica2"}
 
 
-def measure(cluster: Any, env: dict[str, str], count: int, mode: str, seconds: float) -> dict[str, float]:
+def measure(cluster: Any, count: int, mode: str, seconds: float) -> dict[str, float]:
     """Start ``count`` idle app processes in ``mode``; once each node's probe sessions stop
-    changing, count them and the probe transactions over ``seconds``."""
+    changing, count them and the probe queries over ``seconds``."""
     runtime = tempfile.mkdtemp(prefix="b7-")  # mode 700, a plane of this configuration's own
-    child_env = {**env, "DBROUTING_PROBE_SCOPE": mode, "DBROUTING_RUNTIME_DIR": runtime}
-    procs = [
-        subprocess.Popen([sys.executable, "-c", IDLE_PROCESS], cwd=common.ROOT, env=child_env, stdout=subprocess.PIPE,
-                         text=True)
-        for _ in range(count)
-    ]  # fmt: skip
+    with common.idle_app_processes(count, DBROUTING_PROBE_SCOPE=mode, DBROUTING_RUNTIME_DIR=runtime) as procs:
+        try:
+            return _measure(cluster, procs, count, mode, seconds)
+        finally:
+            for leftover in Path(runtime).iterdir():
+                leftover.unlink()
+            os.rmdir(runtime)
 
+
+def _measure(cluster: Any, procs: list[Any], count: int, mode: str, seconds: float) -> dict[str, float]:
     def probes_sent() -> dict[str, float]:
         """Every process's probes so far, summed per node."""
         for proc in procs:
@@ -77,24 +64,15 @@ def measure(cluster: Any, env: dict[str, str], count: int, mode: str, seconds: f
         sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbrouting-probe'"
         return int(cluster.psql(cluster.node(node), sql))
 
-    try:
-        expected = 1 if mode == "host" else count
-        deadline = time.monotonic() + 60 + 3 * count
-        while [sessions(n) for n in NODES] != [expected] * len(NODES) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        before, start = probes_sent(), time.monotonic()
-        time.sleep(seconds)
-        after, elapsed = probes_sent(), time.monotonic() - start
-        qps = [(after.get(ALIASES[n], 0.0) - before.get(ALIASES[n], 0.0)) / elapsed for n in NODES]
-        held = [sessions(n) for n in NODES]
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
-        for leftover in Path(runtime).iterdir():
-            leftover.unlink()
-        os.rmdir(runtime)
+    expected = 1 if mode == "host" else count
+    deadline = time.monotonic() + 60 + 3 * count
+    while [sessions(n) for n in NODES] != [expected] * len(NODES) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    before, start = probes_sent(), time.monotonic()
+    time.sleep(seconds)
+    after, elapsed = probes_sent(), time.monotonic() - start
+    qps = [(after.get(ALIASES[n], 0.0) - before.get(ALIASES[n], 0.0)) / elapsed for n in NODES]
+    held = [sessions(n) for n in NODES]
     return {"sessions": common.median(held), "qps": common.median(qps)}
 
 
@@ -108,10 +86,10 @@ def main() -> None:
     figures = common.Figures("b7", args)
     results: dict[tuple[str, int], dict[str, float]] = {}
     with common.running_cluster(args) as cluster:
-        env = common.use_cluster(cluster)
+        common.use_cluster(cluster)
         for count in counts:
             for mode in ("host", "process", "process", "host"):
-                sample = measure(cluster, env, count, mode, args.seconds / 2)
+                sample = measure(cluster, count, mode, args.seconds / 2)
                 merged = results.setdefault((mode, count), {"sessions": 0.0, "qps": 0.0})
                 merged["sessions"] = max(merged["sessions"], sample["sessions"])
                 merged["qps"] += sample["qps"] / 2  # two half windows

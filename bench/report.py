@@ -32,6 +32,7 @@ GOALS: list[tuple[str, str, Any]] = [
     ("b4_kill9_failed_reads", "0", lambda v: v == 0),
     ("b4_kill9_failed_reads_multidb", "for the record", None),
     ("b4_readmission_seconds", "for the record", None),
+    ("b4_measuring_process_role", "follower (not the host's prober)", lambda v: v == "follower"),
     ("b5_probes_per_second_at_1_rps", "1 / CHECK_INTERVAL_SECONDS", None),
     ("b5_probes_per_second_at_1000_rps", "flat: 1 / CHECK_INTERVAL_SECONDS (± 10 %)", "b5"),
     ("b6_replica_share_after_write", "more than the 15 s time pin's", "b6"),

@@ -33,6 +33,7 @@ REQUIRED = [
     "b4_kill9_failed_reads",
     "b4_kill9_failed_reads_multidb",
     "b4_readmission_seconds",
+    "b4_measuring_process_role",
     "b5_probes_per_second_at_1000_rps",
     "b6_replica_share_after_write",
     "b6_stale_reads",
@@ -71,11 +72,14 @@ def test_bench__every_script_runs_at_a_tiny_size(port_base: int, tmp_path: Path)
     pytest.importorskip("matplotlib", reason="requirements-bench.txt is not installed (make bench-deps)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "PGCLUSTER_"))}
     command = [sys.executable, "bench/run_all.py", "--quick", "--port-base", str(port_base), "--out-dir", str(tmp_path)]
-    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=480, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     figures = dict(re.findall(r"^([a-z][a-z0-9_]*)=(.*)$", proc.stdout, re.MULTILINE))
     assert [name for name in REQUIRED if name not in figures] == [], output[-4000:]
+    assert figures["b4_measuring_process_role"] == "follower"  # B4 measured where the host's prober is not
+    assert figures["b7_probe_sessions_per_node_4_procs"] == "1"
+    assert figures["b7_probe_sessions_per_node_4_procs_process_mode"] == "4"
     for plot in PLOTS:
         assert (tmp_path / f"bench-{plot}.png").stat().st_size > 1000, plot
     page = (tmp_path / "benchmarks.md").read_text()
