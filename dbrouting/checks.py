@@ -15,7 +15,7 @@ from django.utils.module_loading import import_string
 
 from .conf import Config, get_config
 from .exceptions import SettingError
-from .plane import Plane, where
+from .plane import own_directory, where
 
 ROUTER = "dbrouting.router.PrimaryReplicaRouter"
 BACKEND = "dbrouting.backends.postgresql"
@@ -186,7 +186,7 @@ def check_runtime_dir(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     try:
         place = where(config)
         if place is not None:
-            Plane(*place)
+            own_directory(place[0])  # (not made here: a check has no side effect)
     except SettingError as exc:
         hint = "Every process of the host probes on its own meanwhile; set DBROUTING['RUNTIME_DIR'] to such a folder."
         return [Warning(str(exc), hint=hint, id=exc.check_id)]

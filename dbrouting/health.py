@@ -25,8 +25,9 @@ from . import metrics, probe
 from .assessment import DOWN, ReplicaHealth, Snapshot, assess, marked_down
 from .conf import Config, get_config
 from .exceptions import SettingError
-from .plane import Plane, merge, where
+from .plane import Plane, where
 from .rounds import Probes
+from .snapshots import merge
 from .sockets import abort_connections
 
 logger = logging.getLogger("dbrouting")
@@ -52,6 +53,8 @@ class HealthCache:
         if getattr(self, "_plane", None) is not None:  # (not yet at __init__)
             self._plane.forget()  # type: ignore[union-attr]
         self._plane: Plane | None = None
+        self._plane_retry_at = 0.0  # after the runtime folder failed: alone until then
+        self._probing = False  # probed in its last turn (the prober, or a stand-in)
         self._place: tuple[Path, str] | None = None
 
     # -- reading (request path: memory only) ----------------------------------------
@@ -65,6 +68,8 @@ class HealthCache:
         """A request saw ``alias`` fail: stop routing to it now, before the next probe."""
         with self._lock:
             current = self.latest.replicas.get(alias, ReplicaHealth(alias))
+            if current.state == DOWN and time.monotonic() - current.marked_down_at < 0.5:
+                return  # just marked down, by another request: the host knows
             if current.state != DOWN:
                 logger.warning("replica %s is down (%s): reads go elsewhere", alias, reason)
             self._publish({**self.latest.replicas, alias: marked_down(current, reason)}, mark_down=True)
@@ -79,7 +84,10 @@ class HealthCache:
         primary = primary or last.primary
         self.latest = Snapshot(replicas, primary, primary if primary is not None and primary.ok else last.last_good)
         if self._plane is not None:  # (a mark-down: the whole host leaves the replica now)
-            self.latest = self._plane.publish(self.latest, mark_down)
+            try:
+                self.latest = self._plane.publish(self.latest, mark_down)
+            except OSError as exc:  # never on a request: this process goes on alone a while
+                self._drop_plane(exc)
         with contextlib.suppress(ImproperlyConfigured):  # reported by the prober's round
             metrics.observe_snapshot(self.latest, get_config())
 
@@ -102,13 +110,22 @@ class HealthCache:
                     config = get_config()
                     plane = self._plane_for(config)
                     if plane is None or plane.lead() or plane.stand_in(config):
+                        self._probing = True
                         self.refresh()
                         interval = config.check_interval_seconds * random.uniform(0.8, 1.2)  # noqa: S311
                     else:
+                        if self._probing:  # stepped down: the prober's connections go
+                            self._probing = False
+                            self._probes.close(wait=False)
                         self._follow(plane)
                         interval = min(0.05, config.check_interval_seconds / 4)
-                except RuntimeError:  # the interpreter is exiting: thread pools refuse new work
-                    return
+                except OSError as exc:  # the runtime folder failed (removed, full, read-only)
+                    self._drop_plane(exc)
+                except RuntimeError as exc:
+                    if "shutdown" in str(exc):  # the interpreter is exiting: thread pools refuse new work
+                        return
+                    self.last_error = probe.describe(exc)
+                    logger.exception("dbrouting: health probe round failed")
                 except ImproperlyConfigured as exc:  # reported by `manage.py check`; retry after a pause
                     self.last_error = str(exc)
                     logger.error("dbrouting: cannot probe replicas: %s", exc)
@@ -123,7 +140,7 @@ class HealthCache:
     def _plane_for(self, config: Config) -> Plane | None:
         """The host's plane these settings share, or None (``PROBE_SCOPE`` "process", or a
         runtime folder that cannot be used: then this process probes on its own)."""
-        place = where(config)
+        place = where(config) if time.monotonic() >= self._plane_retry_at else None
         if place != self._place:
             if self._plane is not None:
                 self._plane.release()
@@ -133,6 +150,15 @@ class HealthCache:
             except SettingError as exc:  # (its system check says so too)
                 logger.error("dbrouting: %s; this process probes on its own", exc)
         return self._plane
+
+    def _drop_plane(self, exc: OSError) -> None:
+        """The runtime folder failed: probe alone, and try the plane again in a minute."""
+        if self._plane is not None:
+            logger.error("dbrouting: the host's runtime folder failed (%s); this process probes on its own for a "
+                         "minute", probe.describe(exc))  # fmt: skip
+            with contextlib.suppress(OSError):
+                self._plane.release()
+        self._plane, self._place, self._plane_retry_at = None, None, time.monotonic() + 60
 
     def _follow(self, plane: Plane) -> None:
         """Copy the host's newest snapshot; cut this process's connections to the nodes it finds
@@ -206,7 +232,7 @@ class HealthCache:
             self.latest = Snapshot()
             if self._plane is not None:
                 self._plane.release()
-            self._plane, self._place = None, None
+            self._plane, self._place, self._plane_retry_at = None, None, 0.0
         self._probes.close()
 
 

@@ -1,40 +1,42 @@
 """One prober per host: the other processes of the host follow its snapshots.
 
-The processes of a host that share the same nodes and probe settings share a *plane*: files in
-``DBROUTING["RUNTIME_DIR"]`` named by a digest of both. The process holding the plane's OS file
-lock (``flock``) probes, and writes each snapshot to the plane's snapshot file (written aside and
-renamed into place, so a reader never sees half of one; under ``/dev/shm`` it never touches a
-disk). Every other process copies the newest snapshot into its own cache and holds no database
-connection of its own. The kernel drops the lock of a process that ends, ``kill -9`` included:
-the next follower to try takes it. A prober that stalls (a stopped process, a stuck thread)
-keeps its lock but stops touching it; the first follower to find it untouched for one interval
-plus the probe timeout probes in its stead, under a second lock, until the prober comes back.
-
-A request that sees a replica fail writes the mark-down into the shared snapshot too, so the
-whole host leaves the replica at its first error. Snapshots are JSON, never pickles: the
-directory must be the user's own (mode 700), or the plane is refused.
+Processes with the same nodes and probe settings share a *plane*: files in ``RUNTIME_DIR`` named
+by a digest of both (and of the boot: monotonic times compare within one only). The holder of
+its ``flock`` probes and writes each snapshot there (renamed into place: never read half-made);
+the others copy the newest and hold no connection of their own. The kernel drops the lock of a
+process that ends (``kill -9`` too): the next to try takes it. A prober that stalls stops
+writing its heartbeat into its lock file; the first process to find it stale probes in its
+stead, under a second lock, until it comes back. A request's mark-down is written there too.
+Descriptors are tracked and closed in a forked child (the parent's locks stay the parent's).
+POSIX only (``fcntl``): elsewhere every process probes on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import fcntl
 import hashlib
 import json
 import os
 import stat
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from django.db import connections
-
-from .assessment import DOWN, ReplicaHealth, Snapshot
+from .assessment import Snapshot
 from .conf import Config
 from .exceptions import SettingError
-from .probe import PrimaryProbe
+from .probe import connection_params
+from .snapshots import SCHEMA, decode, encode, merge
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+_fds_lock = threading.Lock()  # held while a descriptor is opened and recorded, and across fork
+_fds: set[int] = set()  # every descriptor the planes of this process hold
 
 
 def default_runtime_dir() -> Path:
@@ -43,25 +45,39 @@ def default_runtime_dir() -> Path:
     return base / f"dbrouting-{os.geteuid()}"
 
 
+def _boot() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return str(round((time.time() - time.monotonic()) / 60))  # the boot's minute, elsewhere
+
+
 def where(config: Config) -> tuple[Path, str] | None:
-    """The folder and the key of the plane these settings share; None with ``PROBE_SCOPE`` "process".
-    The key is a digest of the nodes (where they are, as whom) and of what the assessment depends on."""
-    if config.probe_scope != "host":
+    """The folder and the key of the plane these settings share; None with ``PROBE_SCOPE``
+    "process" (or without ``fcntl``). The key is a digest of how each node is reached (its libpq
+    parameters, the ``PG*`` environment), of what the assessment depends on, of the snapshot
+    file's schema and of the boot."""
+    if config.probe_scope != "host" or fcntl is None:
         return None
-    nodes = {a: {k: connections[a].settings_dict.get(k) for k in ("HOST", "PORT", "NAME", "USER")}
-             for a in (config.primary, *config.replicas)}  # fmt: skip
+    nodes = {alias: connection_params(alias, config.connect_timeout) for alias in (config.primary, *config.replicas)}
     probe_settings = (
         config.check_interval_seconds, config.probe_timeout_seconds, config.connect_timeout_seconds,
         config.rejoin_after_checks, config.max_staleness_seconds, config.primary_outage_max_staleness_seconds,
         config.max_lag_bytes,
     )  # fmt: skip
-    text = json.dumps([config.primary, config.replicas, nodes, probe_settings], sort_keys=True, default=str)
+    environment = {k: v for k, v in os.environ.items() if k.startswith("PG") and not k.startswith("PGCLUSTER")}
+    text = json.dumps([SCHEMA, _boot(), config.primary, config.replicas, nodes, environment, probe_settings],
+                      sort_keys=True, default=repr)  # fmt: skip
     return Path(config.runtime_dir or default_runtime_dir()), hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 class Plane:
+    """The files of one plane. Its methods raise ``OSError`` when the folder fails (removed,
+    full, read-only): the health cache then drops the plane and probes on its own a while."""
+
     def __init__(self, directory: Path, key: str) -> None:
-        _own_directory(directory)
+        own_directory(directory, create=True)
+        self.directory = directory
         self.path = directory / f"{key}.json"
         self._files = {name: directory / f"{key}.{name}" for name in ("prober", "deputy", "write")}
         self._held: dict[str, int] = {}  # lock name -> descriptor
@@ -80,49 +96,48 @@ class Plane:
         return True
 
     def beat(self) -> None:
-        """The prober is alive (touched before each stage of a round and at each snapshot)."""
-        if "prober" in self._held:
-            with contextlib.suppress(OSError):
-                os.utime(self._files["prober"])
+        """The prober is alive: its monotonic time, in its lock file."""
+        fd = self._held.get("prober")
+        if fd is not None:
+            os.pwrite(fd, f"{time.monotonic():<24.3f}".encode(), 0)
 
     def stand_in(self, config: Config) -> bool:
-        """Whether this process probes in the stead of a prober that stalled (and until when it
-        comes back): its lock untouched for one interval plus the probe timeout."""
+        """Whether this process probes in the stead of a prober that stalled (and until it comes
+        back): its heartbeat older than one interval (jittered) plus the probe timeout."""
         limit = config.check_interval_seconds * 1.2 + config.probe_timeout_seconds
-        with contextlib.suppress(OSError):
-            if time.time() - self._files["prober"].stat().st_mtime <= limit:
-                self._unlock("deputy")
-                return False
+        try:
+            beat = float(self._files["prober"].read_bytes() or b"0")
+        except (OSError, ValueError):
+            beat = 0.0
+        if time.monotonic() - beat <= limit:
+            self._unlock("deputy")
+            return False
         return self._lock("deputy")
 
     def _lock(self, name: str) -> bool:
         if name in self._held:
             return True
-        fd = os.open(self._files[name], os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._held[name] = fd
-        return True
+        with _opened(self._files[name], os.O_RDWR | os.O_CREAT) as fd:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            self._held[name] = fd
+            return True
 
     def _unlock(self, name: str) -> None:
         fd = self._held.pop(name, None)
         if fd is not None:
-            os.close(fd)  # closing the only descriptor of the open file releases its flock
+            _close(fd)  # closing the only descriptor of the open file releases its flock
 
     def release(self) -> None:
         for name in list(self._held):
             self._unlock(name)
 
     def forget(self) -> None:
-        """After fork: the parent's locks stay the parent's (closing our copies keeps them held)."""
-        for fd in self._held.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._held = {}
-        self._seen = None
+        """In a forked child, after ``_forget_after_fork`` closed the descriptors: drop their
+        numbers (the child may reuse them for files of its own)."""
+        self._held, self._seen = {}, None
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -150,83 +165,88 @@ class Plane:
                 merged = snapshot
             else:
                 merged = merge(current, snapshot) if mark_down else merge(snapshot, current)
-            temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(encode(merged))
-            os.replace(temporary, self.path)
-            self._seen = None
-        self.beat()
+            fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".snapshot-")  # O_EXCL, mode 600
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(encode(merged))
+                os.replace(temporary, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
         return merged
 
     @contextlib.contextmanager
-    def _write_lock(self, wait: float = 0.05) -> Any:
+    def _write_lock(self, wait: float = 0.05) -> Iterator[None]:
         """Writers one at a time, briefly; one that cannot have it in ``wait`` writes anyway (a
         writer stopped mid-write must not stop the others)."""
-        fd = os.open(self._files["write"], os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + wait
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
+        with _opened(self._files["write"], os.O_RDWR | os.O_CREAT) as fd:
+            deadline = time.monotonic() + wait
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                         break
-                    time.sleep(0.001)
-            yield
-        finally:
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            break
+                        time.sleep(0.001)
+                yield
+            finally:
+                _close(fd)
+
+
+@contextlib.contextmanager
+def _opened(path: Path, flags: int) -> Iterator[int]:
+    """A descriptor recorded as it is opened (a fork never catches one unrecorded), refusing a
+    symbolic link, and anything but a regular file of ours; closed on error."""
+    with _fds_lock:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        _fds.add(fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            raise PermissionError(f"{path} is not a file of this user's")
+        yield fd
+    except BaseException:
+        _close(fd)
+        raise
+
+
+def _close(fd: int) -> None:
+    with _fds_lock:
+        if fd in _fds:
+            _fds.discard(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: close our copies of the parent's descriptors (its locks stay its own:
+    a flock belongs to the open file, which the parent's descriptor keeps)."""
+    for fd in _fds:
+        with contextlib.suppress(OSError):
             os.close(fd)
+    _fds.clear()
+    _fds_lock.release()
 
 
-def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
-    """``mine`` with each replica another process marked down since ``mine`` last measured it."""
-    replicas = dict(mine.replicas)
-    for alias, health in theirs.replicas.items():
-        own = replicas.get(alias)
-        if own is None or (
-            health.state == DOWN and health.marked_down_at > max(own.marked_down_at, own.measured_at or 0.0)
-        ):
-            replicas[alias] = health
-    if replicas == dict(mine.replicas):
-        return mine
-    return Snapshot(replicas, mine.primary, mine.last_good)
+if fcntl is not None:
+    os.register_at_fork(before=_fds_lock.acquire, after_in_parent=_fds_lock.release, after_in_child=_forget_after_fork)
 
 
-def encode(snapshot: Snapshot) -> bytes:
-    def probe(p: PrimaryProbe | None) -> dict[str, Any] | None:
-        return None if p is None else dataclasses.asdict(p)
-
-    return json.dumps({
-        "replicas": {alias: dataclasses.asdict(h) for alias, h in snapshot.replicas.items()},
-        "primary": probe(snapshot.primary),
-        "last_good": probe(snapshot.last_good),
-    }).encode()  # fmt: skip
-
-
-def decode(data: bytes) -> Snapshot | None:
-    """The snapshot in ``data``; None when it is not one (a file of another version, say)."""
+def own_directory(directory: Path, create: bool = False) -> None:
+    """Check that ``directory`` is this user's alone (mode 700); make it first with ``create``."""
     try:
-        raw = json.loads(data)
-        replicas = {
-            alias: ReplicaHealth(**{**h, "window": tuple(tuple(w) for w in h["window"])})
-            for alias, h in raw["replicas"].items()
-        }
-        primary, last_good = (None if p is None else PrimaryProbe(**p) for p in (raw["primary"], raw["last_good"]))
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-    return Snapshot(replicas, primary, last_good)
-
-
-def _own_directory(directory: Path) -> None:
-    """Make ``directory`` (mode 700) or check that it is this user's alone."""
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if create:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = directory.lstat()
+    except FileNotFoundError:
+        return  # (made when first used)
     except OSError as exc:
-        message = f"DBROUTING['RUNTIME_DIR'] {str(directory)!r} cannot be used ({exc})"
-        raise SettingError(message, "dbrouting.W005") from exc
-        raise SettingError(message, "dbrouting.W005") from exc
+        raise SettingError(
+            f"DBROUTING['RUNTIME_DIR'] {str(directory)!r} cannot be used ({exc})", "dbrouting.W005"
+        ) from exc
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise SettingError(
             f"DBROUTING['RUNTIME_DIR'] {str(directory)!r} must be a folder of this user's only (mode 700): "

@@ -79,9 +79,10 @@ class Probes:
             )  # fmt: skip
         return results
 
-    def close(self) -> None:
-        """Probes in flight end (within their timeouts) before their connections close."""
+    def close(self, wait: bool = True) -> None:
+        """Probes in flight end (within their timeouts) before their connections close; without
+        ``wait``, those close as the probes end."""
         pool, self._pool, self._inflight = self._pool, None, {}
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=wait, cancel_futures=True)
         self.kept.close_all()

@@ -68,19 +68,31 @@ resource "aws_cloudwatch_metric_alarm" "primary_free_storage" {
 
 # The primary being unavailable has no CloudWatch metric to alarm on (a stopped
 # or failing-over instance publishes nothing): RDS says so in its events. One
-# subscription per topic of alarm_actions (RDS events go to SNS topics only) to
-# every instance of the module: the primary going away or coming back
-# (availability), a Multi-AZ failover starting and ending (failover), an
-# instance failing (failure), a replica's replication stopping or erroring
-# (read replica). count, not for_each: a topic made in the same apply has no
-# ARN at plan time.
+# subscription per topic of event_topic_arns (by default alarm_actions; RDS
+# events go to SNS topics only) to every instance of the module: the primary
+# going away or coming back (availability), a Multi-AZ failover starting and
+# ending (failover), an instance failing (failure), a replica's replication
+# stopping or erroring (read replica). count, not for_each: a topic made in the
+# same apply has no ARN at plan time. An SNS topic encrypted with a KMS key
+# needs a key policy that lets events.rds.amazonaws.com use it.
+locals {
+  event_topic_arns = var.event_topic_arns != null ? var.event_topic_arns : var.alarm_actions
+}
+
 resource "aws_db_event_subscription" "instances" {
-  count = length(var.alarm_actions)
+  count = length(local.event_topic_arns)
 
   name_prefix      = "${var.name}-db-events-"
-  sns_topic        = var.alarm_actions[count.index]
+  sns_topic        = local.event_topic_arns[count.index]
   source_type      = "db-instance"
   source_ids       = concat([aws_db_instance.primary.identifier], aws_db_instance.replica[*].identifier)
   event_categories = ["availability", "failover", "failure", "read replica"]
   tags             = local.instance_tags
+
+  lifecycle {
+    precondition {
+      condition     = can(regex("^arn:aws[a-z-]*:sns:", local.event_topic_arns[count.index]))
+      error_message = "RDS sends its events to SNS topics only, and alarm_actions holds another kind of ARN: set event_topic_arns to the SNS topics to notify ([] for none)."
+    }
+  }
 }

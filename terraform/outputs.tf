@@ -68,6 +68,6 @@ output "replica_lag_alarm_names" {
 }
 
 output "event_subscription_names" {
-  description = "RDS event subscriptions (the primary's availability and failovers, every instance's failures, the replicas' replication), one per topic of alarm_actions."
+  description = "RDS event subscriptions (the primary's availability and failovers, every instance's failures, the replicas' replication), one per topic of event_topic_arns (by default alarm_actions)."
   value       = aws_db_event_subscription.instances[*].name
 }

@@ -287,13 +287,24 @@ variable "free_storage_alarm_threshold_gib" {
 }
 
 variable "alarm_actions" {
-  description = "SNS topic ARNs notified when an alarm fires or clears, and of the RDS events of every instance (availability, failover, failure, read replica: the primary being unavailable has no metric to alarm on). Empty: the alarms only change state."
+  description = "ARNs notified when an alarm fires or clears (SNS topics, typically). Empty: the alarms only change state."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for a in var.alarm_actions : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", a))])
-    error_message = "alarm_actions must hold SNS topic ARNs such as arn:aws:sns:eu-west-1:123456789012:db-alerts (RDS sends its events to SNS topics only)."
+    condition     = alltrue([for a in var.alarm_actions : can(regex("^arn:aws[a-z-]*:", a))])
+    error_message = "alarm_actions must hold ARNs such as arn:aws:sns:eu-west-1:123456789012:db-alerts."
+  }
+}
+
+variable "event_topic_arns" {
+  description = "SNS topics told of the RDS events of every instance (availability, failover, failure, read replica): the primary being unavailable has no metric to alarm on. null: alarm_actions (which must then be SNS topics); []: none."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.event_topic_arns == null || alltrue([for a in coalesce(var.event_topic_arns, []) : can(regex("^arn:aws[a-z-]*:sns:", a))])
+    error_message = "event_topic_arns must hold SNS topic ARNs (RDS sends its events to SNS only)."
   }
 }
 

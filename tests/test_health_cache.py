@@ -3,6 +3,7 @@ safe across fork; and reads made while migrations run go to the primary."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -67,24 +68,37 @@ def test_router__never_waits_on_a_probe(monkeypatch: pytest.MonkeyPatch) -> None
         gate.set()
 
 
-def _child(conn: multiprocessing.connection.Connection) -> None:
+def _child(conn: multiprocessing.connection.Connection, runtime: str | None) -> None:
     try:
+        # Before its own health thread opens anything: what it inherited of the parent's plane.
+        inherited = [target for target in open_files() if runtime and target.startswith(runtime)]
         parent_rounds = cache.rounds
         ok = cache.wait_for_rounds(2, timeout=15)
         states = sorted(h.state for h in replica_health().values())
         kept = cache._probes.kept
         held = sorted(cache._plane._held) if cache._plane is not None else None
-        conn.send((ok, states, parent_rounds, cache.rounds, len(kept._idle) + len(kept._busy), held))
+        conn.send((ok, states, parent_rounds, cache.rounds, len(kept._idle) + len(kept._busy), held, inherited))
     finally:
         conn.close()
         os._exit(0)
 
 
-def fork_a_child() -> tuple[bool, list[str], int, int, int, list[str] | None]:
+def open_files() -> list[str]:
+    """What this process's descriptors point at."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # (the listing's own descriptor, closed by now)
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
+
+
+def fork_a_child() -> tuple[bool, list[str], int, int, int, list[str] | None, list[str]]:
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(sender,))
+    runtime = str(cache._plane.directory) if cache._plane is not None else None
+    child = context.Process(target=_child, args=(sender, runtime))
     child.start()
+    sender.close()  # the child's end only: a child that dies unheard is an EOFError, not a hang
     outcome = receiver.recv()
     child.join(timeout=20)
     return outcome  # type: ignore[no-any-return]
@@ -94,19 +108,20 @@ def test_fork__the_child_follows_the_parents_probes_with_a_thread_of_its_own() -
     cache.wait_for_rounds(1)
     assert cache._plane is not None
     assert "prober" in cache._plane._held  # this process probes for the host
-    ok, states, rounds_at_fork, child_rounds, connections_held, held = fork_a_child()
+    ok, states, rounds_at_fork, child_rounds, connections_held, held, inherited = fork_a_child()
     assert ok
     assert states == ["ok", "ok"]
     assert child_rounds - rounds_at_fork >= 2  # snapshots its own thread copied
     assert connections_held == 0  # none of its own (nor the parent's, which it must not use)
-    assert held == []  # the parent's locks stay the parent's
+    assert held == []  # the parent's locks stay the parent's...
+    assert inherited == []  # ...and the child keeps no copy of them (which would hold them past the parent)
     assert "prober" in cache._plane._held
 
 
 def test_fork__with_probe_scope_process_the_child_probes_on_its_own() -> None:
     with override_settings(DBROUTING={**settings.DBROUTING, "PROBE_SCOPE": "process"}):
         cache.wait_for_rounds(2)
-        ok, states, rounds_at_fork, child_rounds, connections_held, held = fork_a_child()
+        ok, states, rounds_at_fork, child_rounds, connections_held, held, _ = fork_a_child()
     assert ok
     assert states == ["ok", "ok"]
     assert child_rounds - rounds_at_fork >= 2  # rounds the child's own prober made

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 from django.db import connections
 from django.test import override_settings
 
-from dbrouting import plane, replica_health
+from dbrouting import plane, replica_health, snapshots
 from dbrouting.assessment import DOWN, REJOINING, Snapshot, marked_down
 from dbrouting.conf import get_config
 from dbrouting.exceptions import SettingError
@@ -147,7 +148,9 @@ def test_prober_stopped__a_stand_in_probes_until_it_comes_back(workers: list[Wor
     finally:
         os.kill(prober.process.pid, signal.SIGCONT)
     wait_until(lambda: "stand-in" not in roles(others), timeout=10, what="the stand-in steps down")
-    assert [w.last["error_count"] for w in others] == [0, 0]
+    wait_until(lambda: [w.last["probe_connections"] for w in others] == [0, 0], what="its probe connections closed")
+    assert [w.last["error_count"] for w in others] == [0, 0]  # the followers read on throughout
+    assert all(w.last["states"] == {"replica1": "ok", "replica2": "ok"} for w in others)
 
 
 def test_mark_down__the_whole_host_leaves_the_replica_at_once(workers: list[Worker], runtime_dir: Path) -> None:
@@ -169,7 +172,7 @@ def test_mark_down__the_whole_host_leaves_the_replica_at_once(workers: list[Work
 
         followers = [w for w in workers if w.last["role"] == "follower"]  # (the prober's next probe decides)
         wait_until(lambda: all(seen_down(w) is not None for w in followers), timeout=5, what="followers saw it down")
-        assert max(seen_down(w) for w in followers) - marked < 0.2  # type: ignore[type-var,operator]  # a follow tick
+        assert max(seen_down(w) for w in followers) - marked < 0.5  # type: ignore[type-var,operator]  # a follow tick
         wait_until(lambda: all(w.last["states"]["replica1"] == "ok" for w in workers),  # type: ignore[index]
                    what="replica1 readmitted by a later probe")  # fmt: skip
 
@@ -183,12 +186,50 @@ def get_config_dict() -> dict[str, object]:
 def test_snapshot__the_same_after_a_trip_through_the_file(runtime_dir: Path) -> None:
     cache.wait_for_rounds(2)
     snapshot = cache.latest
-    decoded = plane.decode(plane.encode(snapshot))
+    decoded = snapshots.decode(snapshots.encode(snapshot))
     assert decoded is not None
     assert decoded.replicas == snapshot.replicas
     assert decoded.primary == snapshot.primary
     assert [h.window for h in decoded.replicas.values()] == [h.window for h in snapshot.replicas.values()]
-    assert plane.decode(b'{"replicas": {"x": {"nope": 1}}}') is None  # not ours: ignored, never trusted
+    assert snapshots.decode(b'{"replicas": {"x": {"nope": 1}}}') is None  # not ours: ignored, never trusted
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda raw: raw.update(schema=2),  # another version's file
+        lambda raw: raw["replicas"]["replica1"].update(measured_at="x"),  # a wrong type
+        lambda raw: raw["replicas"]["replica1"].update(available=1),  # an int for a bool
+        lambda raw: raw["replicas"]["replica1"].update(good_streak=True),  # a bool for an int
+        lambda raw: raw["replicas"]["replica1"].update(extra=1),  # a field we do not know
+        lambda raw: raw["replicas"]["replica1"].update(marked_down_at=time.monotonic() + 3600),  # another boot's
+        lambda raw: raw["replicas"]["replica1"].update(window=[[1.0]]),
+        lambda raw: raw.update(primary={"alias": "default"}),
+    ],
+)
+def test_snapshot__a_file_that_is_not_exactly_ours_is_never_trusted(spoil: object) -> None:
+    cache.wait_for_rounds(2)
+    raw = json.loads(snapshots.encode(cache.latest))
+    assert snapshots.decode(json.dumps(raw).encode()) is not None
+    spoil(raw)  # type: ignore[operator]
+    assert snapshots.decode(json.dumps(raw).encode()) is None
+    assert snapshots.decode(b"[" * 100_000) is None  # too deep for the parser: refused, not raised
+
+
+def test_runtime_dir__removed_under_the_prober__requests_never_see_it_and_it_probes_alone(
+    runtime_dir: Path,
+) -> None:
+    with override_settings(DBROUTING={**get_config_dict(), "RUNTIME_DIR": str(runtime_dir)}):
+        wait_until(lambda: cache.snapshot() and cache._plane is not None and cache._plane.directory == runtime_dir,
+                   what="on the plane")  # fmt: skip
+        shutil.rmtree(runtime_dir)
+        cache.mark_down("replica1", "a request saw it fail")  # publishes into a folder that is gone: no error
+        wait_until(lambda: cache._plane is None, what="the plane dropped")
+        rounds = cache.rounds
+        cache.wait_for_rounds(3)  # probing alone meanwhile
+        assert cache.rounds >= rounds + 3
+        wait_until(lambda: {h.state for h in replica_health().values()} == {"ok"}, what="replicas usable")
+    cache.reset()
 
 
 def test_merge__a_mark_down_wins_only_over_what_was_measured_before_it() -> None:
@@ -196,14 +237,14 @@ def test_merge__a_mark_down_wins_only_over_what_was_measured_before_it() -> None
     measured = cache.latest
     down = Snapshot({**measured.replicas, "replica1": marked_down(measured.replicas["replica1"], "failed")},
                     measured.primary, measured.last_good)  # fmt: skip
-    assert plane.merge(measured, down).replicas["replica1"].state == DOWN  # a probe begun before it
+    assert snapshots.merge(measured, down).replicas["replica1"].state == DOWN  # a probe begun before it
     cache.wait_for_rounds(2)
     later = cache.latest  # probes begun after the mark-down
-    assert plane.merge(later, down).replicas["replica1"].state == "ok"
-    assert plane.merge(down, later).replicas["replica2"] == down.replicas["replica2"]  # the rest is the base's
+    assert snapshots.merge(later, down).replicas["replica1"].state == "ok"
+    assert snapshots.merge(down, later).replicas["replica2"] == down.replicas["replica2"]  # the rest is the base's
 
 
-def test_runtime_dir__another_users_or_open_folder_is_refused(tmp_path: Path) -> None:
+def test_runtime_dir__an_open_folder_is_refused_and_the_process_probes_alone(tmp_path: Path) -> None:
     open_dir = tmp_path / "open"
     open_dir.mkdir(mode=0o777)
     open_dir.chmod(0o777)

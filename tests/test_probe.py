@@ -106,6 +106,7 @@ def test_probes__prepare_nothing_and_bound_themselves_in_their_own_transaction(k
     session = kept.query("replica1", "SELECT count(*) AS prepared, current_setting('statement_timeout') AS t "
                          "FROM pg_prepared_statements", connect)  # fmt: skip
     assert session == {"prepared": 0, "t": "0"}  # the probe's SET LOCAL ended with its transaction
+    assert kept._idle["replica1"].conn.prepare_threshold is None  # nothing ever prepared, one statement or many
     started = time.monotonic()
     with pytest.raises(psycopg.errors.QueryCanceled):
         kept.query("replica1", probe.bounded("SELECT pg_sleep(5)", 0.2), connect)

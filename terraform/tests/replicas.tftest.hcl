@@ -320,6 +320,20 @@ run "alarm_actions_receive_the_instances_events" {
   }
 }
 
+run "event_topics_apart_from_alarm_actions" {
+  command = plan
+
+  variables {
+    alarm_actions    = ["arn:aws:automate:eu-west-1:ec2:recover"]
+    event_topic_arns = ["arn:aws:sns:eu-west-1:123456789012:db-events"]
+  }
+
+  assert {
+    condition     = [for s in aws_db_event_subscription.instances : s.sns_topic] == ["arn:aws:sns:eu-west-1:123456789012:db-events"]
+    error_message = "event_topic_arns, when given, must be the topics told of the RDS events."
+  }
+}
+
 run "no_event_subscription_without_alarm_actions" {
   command = plan
 

@@ -149,10 +149,18 @@ run "bad_name_is_refused" {
   expect_failures = [var.name]
 }
 
-run "alarm_action_that_is_not_an_sns_topic_is_refused" {
+run "event_topic_that_is_not_an_sns_topic_is_refused" {
+  command = plan
+  variables {
+    event_topic_arns = ["arn:aws:automate:eu-west-1:ec2:recover"]
+  }
+  expect_failures = [var.event_topic_arns]
+}
+
+run "non_sns_alarm_action_without_event_topics_is_refused" {
   command = plan
   variables {
     alarm_actions = ["arn:aws:automate:eu-west-1:ec2:recover"]
   }
-  expect_failures = [var.alarm_actions]
+  expect_failures = [aws_db_event_subscription.instances]
 }

@@ -1,0 +1,79 @@
+"""The snapshot file of a host's plane (``dbrouting.plane``): JSON whose every field is checked
+against its declared type on the way in (a file is data, never code: no pickle), and how a
+process's snapshot and the shared one merge their mark-downs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+from .assessment import DOWN, ReplicaHealth, Snapshot
+from .probe import PrimaryProbe
+
+SCHEMA = 1  # of the file; part of the plane's key, so that two versions never share a plane
+
+
+def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
+    """``mine`` with each replica another process marked down since ``mine`` last measured it."""
+    replicas = dict(mine.replicas)
+    for alias, health in theirs.replicas.items():
+        own = replicas.get(alias)
+        if own is None or (
+            health.state == DOWN and health.marked_down_at > max(own.marked_down_at, own.measured_at or 0.0)
+        ):
+            replicas[alias] = health
+    if replicas == dict(mine.replicas):
+        return mine
+    return Snapshot(replicas, mine.primary, mine.last_good)
+
+
+def encode(snapshot: Snapshot) -> bytes:
+    def probe(p: PrimaryProbe | None) -> dict[str, Any] | None:
+        return None if p is None else dataclasses.asdict(p)
+
+    return json.dumps({
+        "schema": SCHEMA,
+        "replicas": {alias: dataclasses.asdict(h) for alias, h in snapshot.replicas.items()},
+        "primary": probe(snapshot.primary),
+        "last_good": probe(snapshot.last_good),
+    }).encode()  # fmt: skip
+
+
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "None": (type(None),)}
+
+
+def _typed(cls: Any, raw: Any) -> Any:
+    """``cls(**raw)`` when every field has its declared type, and no time lies in the future."""
+    if not isinstance(raw, dict) or set(raw) != {f.name for f in dataclasses.fields(cls)}:
+        raise ValueError(f"not a {cls.__name__}")
+    for f in dataclasses.fields(cls):
+        value = raw[f.name]
+        if f.name == "window":
+            if not isinstance(value, list) or not all(isinstance(w, list) and len(w) == 2 for w in value):
+                raise ValueError("window")
+            raw[f.name] = value = tuple((float(s), int(b)) for s, b in value)
+            continue
+        allowed = tuple(t for name in str(f.type).split(" | ") for t in _TYPES[name])
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ValueError(f"{cls.__name__}.{f.name}")
+    now = time.monotonic() + 1.0
+    if any(raw.get(k) is not None and raw[k] > now for k in ("measured_at", "marked_down_at", "started")):
+        raise ValueError("a time in the future: another boot's")
+    return cls(**raw)
+
+
+def decode(data: bytes) -> Snapshot | None:
+    """The snapshot in ``data``; None when it is not one (another schema, a wrong type)."""
+    try:
+        raw = json.loads(data)
+        if raw.get("schema") != SCHEMA:
+            return None
+        replicas = {str(alias): _typed(ReplicaHealth, h) for alias, h in raw["replicas"].items()}
+        primary, last_good = (
+            None if p is None else _typed(PrimaryProbe, p) for p in (raw["primary"], raw["last_good"])
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
+    return Snapshot(replicas, primary, last_good)
