@@ -80,7 +80,7 @@ done_step
 
 # ---------------------------------------------------------------------------
 step "Terraform and the AWS provider plugin directory"
-terraform version | head -1
+terraform version | sed -n 1p  # (head would exit first: terraform then dies of SIGPIPE, and pipefail fails the run)
 if [[ -z "${TF_PLUGIN_DIR:-}" ]]; then
   # A plugin directory has the registry layout:
   # <dir>/registry.terraform.io/hashicorp/aws/<version>/<os_arch>/terraform-provider-aws_*
