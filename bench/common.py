@@ -331,7 +331,8 @@ def _own_options(argv: list[str]) -> list[str]:
 
 
 # An idle app process (an idle gunicorn worker, as far as probing goes): Django up, its health
-# cache started. On SIGUSR1 it prints the probes it has sent so far, per alias, as a JSON line.
+# cache started, then "ready". On SIGUSR1 it prints the probes it has sent so far, per alias, as
+# a JSON line.
 IDLE_APP = """
 import json, signal, time, django
 django.setup()
@@ -343,6 +344,7 @@ def report(*_):
     print(json.dumps(counts), flush=True)
 signal.signal(signal.SIGUSR1, report)
 cache.snapshot()
+print("ready", flush=True)
 while True:
     time.sleep(1)
 """
@@ -357,6 +359,10 @@ def idle_app_processes(count: int, **env: str) -> Iterator[list[subprocess.Popen
         for _ in range(count)
     ]  # fmt: skip
     try:
+        for proc in procs:  # (a SIGUSR1 before its handler is set would end it)
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise SystemExit(f"bench: an idle app process ended before it was ready (exit {proc.wait()})")
         yield procs
     finally:
         for proc in procs:

@@ -114,13 +114,15 @@ def main() -> None:
         from dbrouting.health import cache
         from gists.models import Gist
 
-        common.ensure_gists(cluster, 100)
         config = get_config()
+        # The helpers first, and one of them probing, before this process touches the router
+        # (its first read would make it the host's prober).
         stack.enter_context(common.idle_app_processes(3))
         place = plane.where(config)
         assert place is not None, "B4 measures a follower: PROBE_SCOPE must be 'host'"
         shared = place[0] / f"{place[1]}.json"
         wait(lambda: shared.exists() and time.time() - shared.stat().st_mtime < 1.0, timeout=60)
+        common.ensure_gists(cluster, 100)
         common.wait_until_usable()
         following = cache._plane is not None and not cache._plane._held  # no lock: it copies the prober's
         figures.add("b4_measuring_process_role", "follower" if following else "prober")

@@ -15,14 +15,20 @@ from .probe import PrimaryProbe
 SCHEMA = 1  # of the file; part of the plane's key, so that two versions never share a plane
 
 
+# A mark-down older than this is history, not news: a probe has spoken since, or no one probes
+# (a file left by processes long gone: a new prober starts from what it sees, and says so).
+MARK_DOWN_NEWS_SECONDS = 60.0
+
+
 def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
-    """``mine`` with each replica another process marked down since ``mine`` last measured it."""
+    """``mine`` with each replica another process marked down, lately, since ``mine`` last
+    measured it."""
     replicas = dict(mine.replicas)
+    now = time.monotonic()
     for alias, health in theirs.replicas.items():
         own = replicas.get(alias)
-        if own is None or (
-            health.state == DOWN and health.marked_down_at > max(own.marked_down_at, own.measured_at or 0.0)
-        ):
+        news = health.state == DOWN and now - health.marked_down_at < MARK_DOWN_NEWS_SECONDS
+        if news and (own is None or health.marked_down_at > max(own.marked_down_at, own.measured_at or 0.0)):
             replicas[alias] = health
     if replicas == dict(mine.replicas):
         return mine

@@ -3,6 +3,7 @@ killed and stopped under them, and the snapshot files they share."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -242,6 +243,9 @@ def test_merge__a_mark_down_wins_only_over_what_was_measured_before_it() -> None
     later = cache.latest  # probes begun after the mark-down
     assert snapshots.merge(later, down).replicas["replica1"].state == "ok"
     assert snapshots.merge(down, later).replicas["replica2"] == down.replicas["replica2"]  # the rest is the base's
+    old = Snapshot({"replica1": dataclasses.replace(down.replicas["replica1"], marked_down_at=time.monotonic() - 3600)})
+    assert snapshots.merge(Snapshot(), old).replicas == {}  # a file of processes long gone: history, not news
+    assert snapshots.merge(later, old).replicas["replica1"].state == "ok"
 
 
 def test_runtime_dir__an_open_folder_is_refused_and_the_process_probes_alone(tmp_path: Path) -> None:

@@ -136,20 +136,25 @@ def test_bad_configuration__exit_code_2_in_one_line() -> None:
 
 def test_watch__refreshes_until_interrupted() -> None:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # (stderr not piped: a full pipe nobody reads would block it)
         [sys.executable, "manage.py", "replica_status", "--watch", "0.2"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
-    assert proc.stdout is not None
-    seen = 0
-    for line in proc.stdout:
-        if line.replace("\x1b[2J\x1b[H", "").startswith("checked at"):
-            seen += 1
-        if seen == 3:
-            break
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 0
-    assert seen == 3
+    try:
+        assert proc.stdout is not None
+        seen = 0
+        for line in proc.stdout:
+            if line.replace("\x1b[2J\x1b[H", "").startswith("checked at"):
+                seen += 1
+            if seen == 3:
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert seen == 3
+    finally:
+        if proc.poll() is None:  # never left running to skew the tests after this one
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 # -- one verdict: the router, the gauge and the command agree ---------------------------------

@@ -206,7 +206,10 @@ def test_health__reports_lag_and_positions_for_each_replica() -> None:
 def test_probe_connections__are_separate_from_django_connections() -> None:
     served_by()
     with connections["default"].cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbrouting-probe'")
+        cur.execute(  # on this database: other processes of the machine may probe others
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbrouting-probe' "
+            "AND datname = current_database()"
+        )
         (count,) = cur.fetchone()
     assert count <= 1  # the prober's own connection to the primary, kept between rounds; not Django's
 
