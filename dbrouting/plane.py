@@ -14,6 +14,7 @@ POSIX only (``fcntl``): elsewhere every process probes on its own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -45,6 +46,7 @@ def default_runtime_dir() -> Path:
     return base / f"dbrouting-{os.geteuid()}"
 
 
+@functools.cache  # (read once: the boot does not change under a running process)
 def _boot() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -53,10 +55,8 @@ def _boot() -> str:
 
 
 def where(config: Config) -> tuple[Path, str] | None:
-    """The folder and the key of the plane these settings share; None with ``PROBE_SCOPE``
-    "process" (or without ``fcntl``). The key is a digest of how each node is reached (its libpq
-    parameters, the ``PG*`` environment), of what the assessment depends on, of the snapshot
-    file's schema and of the boot."""
+    """The folder and key of these settings' plane (None: ``PROBE_SCOPE`` "process", or no ``fcntl``):
+    a digest of the nodes' libpq parameters, ``PG*`` environment, probe settings, schema and boot."""
     if config.probe_scope != "host" or fcntl is None:
         return None
     nodes = {alias: connection_params(alias, config.connect_timeout) for alias in (config.primary, *config.replicas)}
@@ -72,8 +72,7 @@ def where(config: Config) -> tuple[Path, str] | None:
 
 
 class Plane:
-    """The files of one plane. Its methods raise ``OSError`` when the folder fails (removed,
-    full, read-only): the health cache then drops the plane and probes on its own a while."""
+    """The files of one plane; ``OSError`` when the folder fails (the cache then probes alone)."""
 
     def __init__(self, directory: Path, key: str) -> None:
         own_directory(directory, create=True)
@@ -102,8 +101,7 @@ class Plane:
             os.pwrite(fd, f"{time.monotonic():<24.3f}".encode(), 0)
 
     def stand_in(self, config: Config) -> bool:
-        """Whether this process probes in the stead of a prober that stalled (and until it comes
-        back): its heartbeat older than one interval (jittered) plus the probe timeout."""
+        """Whether to probe for a stalled prober: its heartbeat older than an interval + probe timeout."""
         limit = config.check_interval_seconds * 1.2 + config.probe_timeout_seconds
         try:
             beat = float(self._files["prober"].read_bytes() or b"0")
@@ -118,9 +116,8 @@ class Plane:
         if name in self._held:
             return True
         with _opened(self._files[name], os.O_RDWR | os.O_CREAT) as fd:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _try_lock(fd):
+                _close(fd)  # (taken: tried again at the next turn, on a descriptor of its own)
                 return False
             self._held[name] = fd
             return True
@@ -135,8 +132,7 @@ class Plane:
             self._unlock(name)
 
     def forget(self) -> None:
-        """In a forked child, after ``_forget_after_fork`` closed the descriptors: drop their
-        numbers (the child may reuse them for files of its own)."""
+        """In a forked child, its descriptors closed (``_forget_after_fork``): drop their numbers."""
         self._held, self._seen = {}, None
 
     # -- snapshots -----------------------------------------------------------------
@@ -156,9 +152,8 @@ class Plane:
         return decode(data)
 
     def publish(self, snapshot: Snapshot, mark_down: bool = False) -> Snapshot:
-        """Publish a probe round's ``snapshot`` with the mark-downs other processes published
-        meanwhile, or (``mark_down``) the shared snapshot with this process's mark-downs; returns
-        what was published."""
+        """Publish a round's ``snapshot`` with others' new mark-downs, or (``mark_down``) the shared
+        one with this process's; returns what was published."""
         with self._write_lock():
             current = self.read(changed_only=False)
             if current is None:
@@ -178,28 +173,30 @@ class Plane:
 
     @contextlib.contextmanager
     def _write_lock(self, wait: float = 0.05) -> Iterator[None]:
-        """Writers one at a time, briefly; one that cannot have it in ``wait`` writes anyway (a
-        writer stopped mid-write must not stop the others)."""
+        """Writers one at a time; after ``wait``, anyway (one stopped mid-write must not stop all)."""
         with _opened(self._files["write"], os.O_RDWR | os.O_CREAT) as fd:
             deadline = time.monotonic() + wait
             try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() > deadline:
-                            break
-                        time.sleep(0.001)
+                while not _try_lock(fd) and time.monotonic() <= deadline:
+                    time.sleep(0.001)
                 yield
             finally:
                 _close(fd)
 
 
+def _try_lock(fd: int) -> bool:
+    """Take the file's lock if no other open of it holds it; never waits."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _opened(path: Path, flags: int) -> Iterator[int]:
-    """A descriptor recorded as it is opened (a fork never catches one unrecorded), refusing a
-    symbolic link, and anything but a regular file of ours; closed on error."""
+    """A descriptor, recorded as it is opened (no fork sees it unrecorded); a link or anything but
+    a regular file of ours is refused; closed on error."""
     with _fds_lock:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         _fds.add(fd)
@@ -222,8 +219,7 @@ def _close(fd: int) -> None:
 
 
 def _forget_after_fork() -> None:
-    """In a forked child: close our copies of the parent's descriptors (its locks stay its own:
-    a flock belongs to the open file, which the parent's descriptor keeps)."""
+    """In a forked child: close our copies of the parent's descriptors (its flocks stay its own)."""
     for fd in _fds:
         with contextlib.suppress(OSError):
             os.close(fd)

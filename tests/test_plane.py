@@ -184,6 +184,19 @@ def get_config_dict() -> dict[str, object]:
     return dict(settings.DBROUTING)
 
 
+def test_lock__a_follower_trying_every_turn_keeps_no_descriptor(runtime_dir: Path) -> None:
+    prober, follower = plane.Plane(runtime_dir, "key"), plane.Plane(runtime_dir, "key")
+    assert prober.lead()
+    before = set(plane._fds)
+    for _ in range(100):
+        assert not follower.lead()
+        assert not follower.stand_in(get_config())  # the prober's heartbeat is fresh
+    assert set(plane._fds) == before  # one per lock it holds, none per try
+    prober.release()
+    assert follower.lead()
+    follower.release()
+
+
 def test_snapshot__the_same_after_a_trip_through_the_file(runtime_dir: Path) -> None:
     cache.wait_for_rounds(2)
     snapshot = cache.latest
