@@ -19,7 +19,7 @@ Figures are medians over the nodes; the host mode's carry no suffix, the process
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -39,13 +39,11 @@ def measure(cluster: Any, count: int, mode: str, seconds: float) -> dict[str, fl
     """Start ``count`` idle app processes in ``mode``; once each node's probe sessions stop
     changing, count them and the probe queries over ``seconds``."""
     runtime = tempfile.mkdtemp(prefix="b7-")  # mode 700, a plane of this configuration's own
-    with common.idle_app_processes(count, DBROUTING_PROBE_SCOPE=mode, DBROUTING_RUNTIME_DIR=runtime) as procs:
-        try:
+    try:
+        with common.idle_app_processes(count, DBROUTING_PROBE_SCOPE=mode, DBROUTING_RUNTIME_DIR=runtime) as procs:
             return _measure(cluster, procs, count, mode, seconds)
-        finally:
-            for leftover in Path(runtime).iterdir():
-                leftover.unlink()
-            os.rmdir(runtime)
+    finally:  # once the processes have ended: until then they may still write there
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def _measure(cluster: Any, procs: list[Any], count: int, mode: str, seconds: float) -> dict[str, float]:
