@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from .models import ReplicaStatus
+from .models import PolicyOverride, ReplicaStatus
 from .status import COLUMNS, measure, table_rows
 
 REFRESH_SECONDS = 5
@@ -45,3 +45,15 @@ class ReplicaStatusAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "refresh_seconds": REFRESH_SECONDS,
         }
         return TemplateResponse(request, "admin/dbrouting/replica_status.html", context)
+
+
+@admin.register(PolicyOverride)
+class PolicyOverrideAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """An operator's ALL_BEHIND_POLICY for every process of every host, within a probe round."""
+
+    list_display = ("policy", "expires_at", "reason", "set_by", "set_at")
+    fields = ("policy", "expires_at", "reason")
+
+    def save_model(self, request: HttpRequest, obj: PolicyOverride, form: Any, change: bool) -> None:
+        obj.set_by = request.user.get_username()
+        super().save_model(request, obj, form, change)

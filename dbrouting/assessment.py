@@ -64,6 +64,12 @@ class ReplicaHealth:
             return False
         return now <= self.usable_until(tolerance, stall_limit)
 
+    def staleness(self, now: float) -> float:
+        """How stale its reads may be at ``now`` (monotonic): its lag, grown since its probe unless
+        it was caught up then (``usable`` holds exactly while this is within the tolerance)."""
+        lag = math.inf if self.window_lag_seconds is None else self.window_lag_seconds
+        return lag + max(0.0, now - self.measured_at) if self.lag_seconds and self.measured_at is not None else lag
+
     def usable_until(self, tolerance: float, stall_limit: float) -> float:
         """The monotonic time after which the snapshot's age alone makes this replica unfit."""
         if self.measured_at is None:
@@ -119,6 +125,16 @@ class Snapshot:
             until = [now + config.stall_limit, *(h.usable_until(at, config.stall_limit) for h in found.values())]
             self.default_usable = (config, min(until), found)
         return found
+
+    def policy(self, config: Config) -> str:
+        """The ``ALL_BEHIND_POLICY`` in force: an operator's override, as the primary last told
+        it (``manage.py replica_policy``), else the setting."""
+        override = self.last_good.policy if self.last_good is not None else None
+        return override or config.all_behind_policy
+
+    def all_behind(self, config: Config) -> bool:
+        """No replica within the default tolerance while the primary answers: reads follow the policy."""
+        return bool(config.replicas) and self.primary_up and not self.usable(config)
 
 
 def marked_down(previous: ReplicaHealth, reason: str) -> ReplicaHealth:

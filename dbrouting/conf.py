@@ -22,6 +22,7 @@ from django.utils.module_loading import import_string
 from .exceptions import SettingError
 
 REPLICA_ENGINE_PREFIX = "dbrouting.backends."
+ALL_BEHIND_POLICIES = ("primary", "least_lagged", "budget")
 
 DEFAULTS: dict[str, Any] = {
     # Replica aliases to read from; None means every alias whose ENGINE is one of dbrouting's
@@ -34,6 +35,13 @@ DEFAULTS: dict[str, Any] = {
     # While the primary cannot be reached, replicas serve reads up to this stale (degraded mode;
     # None: as long as the outage lasts; 0: off, reads go to the primary and fail).
     "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS": 300.0,
+    # When no replica is within the tolerance (a bulk write, a replay conflict): "primary" (every
+    # read there), "least_lagged" (the least-lagged replica up to MAX_STALENESS_HARD_SECONDS, its
+    # responses marked stale), or "budget" (the primary takes PRIMARY_READ_BUDGET reads a second
+    # per process, the rest as "least_lagged"). Operators override it at run time (replica_policy).
+    "ALL_BEHIND_POLICY": "primary",
+    "MAX_STALENESS_HARD_SECONDS": 60.0,
+    "PRIMARY_READ_BUDGET": 50.0,
     # A replica further behind the primary than this many bytes of WAL gets no reads (None: off).
     "MAX_LAG_BYTES": 64 * 1024 * 1024,
     # How often the host's prober probes each node, in the background.
@@ -74,6 +82,9 @@ class Config:
     primary: str
     max_staleness_seconds: float
     primary_outage_max_staleness_seconds: float  # inf: unbounded; 0: no degraded mode
+    all_behind_policy: str
+    max_staleness_hard_seconds: float
+    primary_read_budget: float
     max_lag_bytes: int | None
     check_interval_seconds: float
     probe_scope: str
@@ -154,6 +165,11 @@ def get_config() -> Config:
         primary=primary,
         max_staleness_seconds=float(_number(merged, "MAX_STALENESS_SECONDS", minimum=0)),
         primary_outage_max_staleness_seconds=_unbounded(merged, "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS"),
+        all_behind_policy=_choice(merged, "ALL_BEHIND_POLICY", ALL_BEHIND_POLICIES),
+        max_staleness_hard_seconds=float(
+            _number(merged, "MAX_STALENESS_HARD_SECONDS", minimum=_number(merged, "MAX_STALENESS_SECONDS", minimum=0))
+        ),
+        primary_read_budget=float(_number(merged, "PRIMARY_READ_BUDGET", minimum=0)),
         max_lag_bytes=_number(merged, "MAX_LAG_BYTES", minimum=0, allow_none=True),
         check_interval_seconds=float(_number(merged, "CHECK_INTERVAL_SECONDS", minimum=0.01)),
         probe_scope=_choice(merged, "PROBE_SCOPE", ("host", "process")),

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from .conf import ALL_BEHIND_POLICIES
 from .exceptions import RoutingBlockError
 from .metrics import count_reads
 
@@ -42,6 +43,10 @@ class RoutingState:
     write_lsn: int | None = None  # WAL position read right after the scope's last committed write
     replica: str | None = None  # the scope's replica, once chosen: later reads stay on it
     seen_lsn: int | None = None  # replay position of the scope's replica when chosen (monotonic reads)
+    # While every replica is behind (ALL_BEHIND_POLICY): the scope reads the primary on its
+    # budget (and stays there), or the largest staleness a replica served it (X-DB-Stale).
+    budgeted: bool = False
+    stale_seconds: float | None = None
     # Reads by (alias, reason), counted into dbrouting_reads_total when a routing_scope() ends;
     # None outside any scope (a thread's own state, which never ends): counted at once. Reads of
     # the common case (the scope's replica) are an int of their own until the replica changes.
@@ -71,6 +76,7 @@ class Blocks:
     forced: int = 0  # use_primary() depth
     staleness: float | None = None  # the innermost max_staleness()
     read_after: int | None = None  # the highest read_after_lsn()
+    policy: str | None = None  # the innermost when_all_behind()
 
 
 NO_BLOCKS = Blocks()
@@ -170,6 +176,21 @@ class max_staleness(_RoutingBlock):
 
     def _enter(self) -> Token[Any]:
         return _set_blocks(staleness=self.seconds)
+
+
+class when_all_behind(_RoutingBlock):
+    """What reads in the block (or view) do when no replica is within their tolerance:
+    ``"primary"``, ``"least_lagged"`` or ``"budget"`` (``DBROUTING['ALL_BEHIND_POLICY']``). It
+    beats the site's setting and an operator's override; the innermost block wins. Inside a
+    ``max_staleness()`` block, reads degrade only under a ``when_all_behind()`` of their own."""
+
+    def __init__(self, policy: str) -> None:
+        if policy not in ALL_BEHIND_POLICIES:
+            raise ValueError(f"when_all_behind() takes one of {', '.join(ALL_BEHIND_POLICIES)}, not {policy!r}")
+        self.policy = policy
+
+    def _enter(self) -> Token[Any]:
+        return _set_blocks(policy=self.policy)
 
 
 class routing_scope(_RoutingBlock):

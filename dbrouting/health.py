@@ -199,7 +199,9 @@ class HealthCache:
                     continue
                 replicas[alias] = assess(previous, result, primary, config, self.latest.last_good)
                 metrics.log_transition(previous, replicas[alias])
+            before = self.latest
             self._publish(replicas, primary)
+            metrics.log_all_behind(before, self.latest, config)
             metrics.observe_probes(results.values())
             self.rounds += 1
             self._round_done.notify_all()

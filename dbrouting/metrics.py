@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from .assessment import FOREIGN, OK, PROMOTED, UNKNOWN, ReplicaHealth
-from .conf import Config
+from .conf import ALL_BEHIND_POLICIES, Config
 from .probe import PrimaryProbe
 
 logger = logging.getLogger("dbrouting")
@@ -40,6 +40,14 @@ primary_up = Gauge(
     "dbrouting_primary_up", "1 while the primary answers its probes; 0 in degraded mode (reads on replicas).",
     multiprocess_mode="livemin",
 )  # fmt: skip
+all_replicas_behind = Gauge(
+    "dbrouting_all_replicas_behind", "1 while no replica is within the default tolerance and the primary is up.",
+    multiprocess_mode="livemax",
+)  # fmt: skip
+all_behind_policy = Gauge(
+    "dbrouting_all_behind_policy", "1 for the ALL_BEHIND_POLICY in force (the setting, or an operator's).",
+    ["policy"], multiprocess_mode="livemax",
+)  # fmt: skip
 probe_duration_seconds = Histogram(
     "dbrouting_probe_duration_seconds", "Duration of health probes.", ["alias"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
@@ -59,6 +67,10 @@ def observe_snapshot(snapshot: Any, config: Any) -> None:
     """Lag and usability gauges of a new snapshot (``Snapshot.usable``, as the router asks)."""
     usable = snapshot.usable(config)
     primary_up.set(1 if snapshot.primary_up else 0)
+    all_replicas_behind.set(1 if snapshot.all_behind(config) else 0)
+    in_force = snapshot.policy(config)
+    for policy in ALL_BEHIND_POLICIES:
+        all_behind_policy.labels(policy).set(1 if policy == in_force else 0)
     for alias, health in snapshot.replicas.items():
         # Unknown (the replica is down, or not probed yet) is +Inf, never the last value seen: a
         # dead replica must not look caught up, and its staleness has no bound. Not NaN: under
@@ -86,6 +98,20 @@ def log_primary(previous: PrimaryProbe | None, current: PrimaryProbe, config: Co
                      "writes fail", current.alias, current.error, config.tolerance(primary_up=False))  # fmt: skip
     else:
         logger.error("primary %s unreachable (%s): writes and reads fail", current.alias, current.error)
+
+
+def log_all_behind(previous: Any, current: Any, config: Config) -> None:
+    """When the site enters and leaves "every replica behind", and when the policy in force changes."""
+    was, now = bool(previous.replicas) and previous.all_behind(config), current.all_behind(config)
+    policy = current.policy(config)
+    if now and not was:
+        logger.warning("no replica is within the tolerance (%g s): reads follow the %r policy",
+                       config.max_staleness_seconds, policy)  # fmt: skip
+    elif was and not now:
+        logger.warning("a replica is within the tolerance again: reads back on the replicas")
+    if policy != previous.policy(config):
+        logger.warning("all-behind policy now %r (%s)", policy,
+                       "operator's override" if policy != config.all_behind_policy else "the setting")  # fmt: skip
 
 
 def log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:

@@ -25,6 +25,7 @@ SERVED_BY_HEADER = "X-DB-Served-By"  # the nodes that served the request's reads
 DEGRADED_HEADER = "X-DB-Degraded"  # a read served by a replica while the primary is unreachable
 _END = object()
 ROUTE_HEADER = "X-DB-Route"  # each with its reasons: "default (write), replica2 (replica)"
+STALE_HEADER = "X-DB-Stale"  # seconds: a replica past the tolerance served it (ALL_BEHIND_POLICY)
 
 
 def _in_scope(state: RoutingState, chunks: Iterable[Any]) -> Iterator[Any]:
@@ -128,6 +129,8 @@ class RoutingMiddleware:
         routes = {**state.tally(), **({(config.primary, "write"): 1} if state.wrote else {})}
         if not cache.latest.primary_up and any(alias != config.primary for alias, _ in routes):
             response[DEGRADED_HEADER] = "primary unreachable; read from a replica"
+        if state.stale_seconds is not None:
+            response[STALE_HEADER] = f"{state.stale_seconds:.1f}"
         if config.served_by_header and routes:
             response[SERVED_BY_HEADER] = ",".join(sorted({alias for alias, _ in routes}))
             response[ROUTE_HEADER] = ", ".join(f"{alias} ({reason})" for alias, reason in sorted(routes))

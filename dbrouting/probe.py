@@ -17,7 +17,7 @@ from django.db import connections
 from psycopg.rows import dict_row
 
 from . import lsn
-from .conf import Config
+from .conf import ALL_BEHIND_POLICIES, Config
 from .sockets import ProbeConnections, with_rows
 
 REPLICA_SQL = """
@@ -34,7 +34,14 @@ PRIMARY_SQL = """
 SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS lsn,
        extract(epoch FROM clock_timestamp())::float8 AS clock,
-       (SELECT system_identifier FROM pg_control_system()) AS system_identifier
+       (SELECT system_identifier FROM pg_control_system()) AS system_identifier,
+       -- An operator's all-behind policy (dbrouting_policyoverride), read without naming the table
+       -- in this statement: before `migrate` creates it, the probe must still work.
+       CASE WHEN to_regclass('dbrouting_policyoverride') IS NOT NULL THEN (xpath('/row/p/text()', nullif(
+           query_to_xml('SELECT policy AS p FROM dbrouting_policyoverride WHERE expires_at IS NULL
+                         OR expires_at > now() ORDER BY set_at DESC LIMIT 1', false, true, '')::text,
+           '')::xml))[1]::text
+       END AS policy
 """
 
 # Keys Django adds for its own connections that are not libpq parameters.
@@ -69,6 +76,7 @@ class PrimaryProbe:
     lsn: int | None = None
     clock: float | None = None
     system_identifier: int | None = None
+    policy: str | None = None  # an operator's ALL_BEHIND_POLICY override, in force fleet-wide
 
 
 def connection_params(alias: str, connect_timeout: int) -> dict[str, Any]:
@@ -133,6 +141,7 @@ def probe_primary(alias: str, config: Config, kept: ProbeConnections) -> Primary
         )
         return PrimaryProbe(alias, ok=False, duration=duration, started=start, error=describe(exc), timed_out=hung)
     row["lsn"] = lsn.parse(row["lsn"])
+    row["policy"] = row["policy"] if row["policy"] in ALL_BEHIND_POLICIES else None
     return PrimaryProbe(alias, ok=True, duration=time.monotonic() - start, started=start, **row)
 
 

@@ -26,9 +26,9 @@ from .metrics import count_reads
 logger = logging.getLogger("dbrouting")
 
 # Why a read went where it went (the "reason" label of dbrouting_reads_total, X-DB-Route).
-REPLICA, INSTANCE, FORCED, ATOMIC, PINNED, UNSAFE, CAUSAL, MONOTONIC, NO_USABLE, NO_REPLICAS = (
+REPLICA, INSTANCE, FORCED, ATOMIC, PINNED, UNSAFE, CAUSAL, MONOTONIC, NO_USABLE, NO_REPLICAS, STALE, BUDGET = (
     "replica", "instance", "forced", "atomic", "pinned", "unsafe_method", "causal", "monotonic",
-    "no_usable_replica", "no_replicas",
+    "no_usable_replica", "no_replicas", "stale", "budget",
 )  # fmt: skip
 
 _thread = threading.local()
@@ -131,6 +131,9 @@ def _replica(
     scope needs (its causal token); else one that has, and has replayed what the scope already
     saw (monotonic reads), picked by the strategy; else the primary."""
     cache.snapshot()  # (re)starts the prober if it is not running: its last snapshot ages out
+    if state.budgeted:  # the scope began on the primary's budget: it stays there (monotonic reads)
+        _budget.take(config.primary_read_budget, debt=True)
+        return config.primary, BUDGET
     need = state.token_lsn
     if blocks.read_after is not None:
         need = blocks.read_after if need is None else max(need, blocks.read_after)
@@ -145,6 +148,10 @@ def _replica(
     seen = [state.seen_lsn, *(h.replay_lsn for a in (state.replica, instance_db) if (h := known.get(a or "")))]
     floor = max((p for p in seen if p is not None), default=None)
     candidates = [h for h in fit if has_replayed(h.replay_lsn, floor)]
+    if not candidates and not fit and need is None:  # every replica behind: the policy in force
+        degraded = _all_behind(config, state, blocks, exclude, floor)
+        if degraded is not None:
+            return degraded
     if not candidates:
         return config.primary, MONOTONIC if fit else CAUSAL if usable and need is not None else NO_USABLE
     alias: str = config.strategy.pick(candidates)
@@ -153,6 +160,59 @@ def _replica(
     positions = [p for p in (floor, usable[alias].replay_lsn) if p is not None]
     state.seen_lsn = max(positions, default=None)
     return alias, REPLICA
+
+
+def _all_behind(
+    config: Config, state: RoutingState, blocks: Blocks, exclude: Collection[str], floor: int | None
+) -> tuple[str, str] | None:
+    """While no replica is within the tolerance, under "least_lagged" or "budget": the primary
+    on its budget, or the least-lagged replica up and streaming within ``MAX_STALENESS_HARD_SECONDS``
+    (the scope's own if still there) that has replayed what the scope saw. None: the primary."""
+    snapshot = cache.latest
+    policy = blocks.policy or ("primary" if blocks.staleness is not None else snapshot.policy(config))
+    if policy == "primary":
+        return None
+    now, hard = _monotonic(), config.max_staleness_hard_seconds
+    behind = [
+        h for alias in config.replicas
+        if alias not in exclude and (h := snapshot.replicas.get(alias)) is not None
+        and h.usable(hard, None, config.stall_limit, now) and has_replayed(h.replay_lsn, floor)
+    ]  # fmt: skip
+    if not behind:
+        return None
+    health = next((h for h in behind if h.alias == state.replica), None)
+    if health is None and policy == "budget" and _budget.take(config.primary_read_budget):
+        state.budgeted = True
+        return config.primary, BUDGET
+    health = health or min(behind, key=lambda h: h.staleness(now))
+    if health.alias != state.replica:
+        state.settle()
+        state.replica = health.alias
+    state.seen_lsn = max((p for p in (floor, health.replay_lsn) if p is not None), default=None)
+    state.stale_seconds = max(state.stale_seconds or 0.0, health.staleness(now))
+    return health.alias, STALE
+
+
+class _Budget:
+    """The primary's read budget while every replica is behind: a token bucket per process,
+    ``rate`` reads a second, a second's worth at most in hand. A scope that began on it stays on
+    the primary (``debt``): the bucket then goes below zero, and new scopes wait until it refills."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens, self._at = 0.0, _monotonic()
+
+    def take(self, rate: float, debt: bool = False) -> bool:
+        with self._lock:
+            now = _monotonic()
+            self._tokens, self._at = min(max(rate, 1.0), self._tokens + (now - self._at) * rate), now
+            if self._tokens < 1.0 and not debt:
+                return False
+            self._tokens -= 1.0
+            return True
+
+
+_budget = _Budget()
 
 
 def _request_transaction(state: RoutingState, blocks: list[Any]) -> bool:

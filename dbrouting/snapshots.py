@@ -12,7 +12,7 @@ from typing import Any
 from .assessment import DOWN, ReplicaHealth, Snapshot
 from .probe import PrimaryProbe
 
-SCHEMA = 1  # of the file; part of the plane's key, so that two versions never share a plane
+SCHEMA = 2  # of the file; part of the plane's key, so that two versions never share a plane
 
 
 # A mark-down older than this is history, not news: a probe has spoken since, or no one probes

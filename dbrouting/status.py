@@ -21,7 +21,7 @@ from .checks import serious
 from .conf import Config, get_config
 from .health import cache
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EXIT_OK, EXIT_DEGRADED, EXIT_BROKEN = 0, 1, 2
 
 
@@ -44,6 +44,8 @@ class NodeStatus:
 class StatusReport:
     checked_at: str
     max_staleness_seconds: float | None
+    all_behind_policy: str | None = None  # in force: the setting, or an operator's override
+    all_behind: bool | None = None  # no replica within the tolerance while the primary answers
     nodes: list[NodeStatus] = field(default_factory=list)
     replication: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -74,7 +76,7 @@ def measure(fresh: bool = True, replication: bool = True) -> StatusReport:
         snapshot = fresh_snapshot(config) if fresh else cache.snapshot()
     except TimeoutError as exc:
         return StatusReport(now, config.max_staleness_seconds, errors=[f"health cache: {exc}"], exit_code=EXIT_BROKEN)
-    report = StatusReport(now, config.max_staleness_seconds)
+    report = StatusReport(now, config.max_staleness_seconds, snapshot.policy(config), snapshot.all_behind(config))
     primary = snapshot.primary
     primary_ok = primary is not None and primary.ok
     why = "not probed yet" if primary is None else primary.error

@@ -61,7 +61,7 @@ def test_healthy__json_schema() -> None:
     proc = status("--json")
     assert proc.returncode == 0
     report = json.loads(proc.stdout)
-    assert report["schema"] == 2
+    assert report["schema"] == 3
     assert report["exit_code"] == 0
     assert report["errors"] == []
     assert set(report) == {"schema", "checked_at", "max_staleness_seconds", "nodes", "replication", "errors",

@@ -66,7 +66,11 @@ class Command(BaseCommand):
 def render_table(report: StatusReport) -> str:
     rows = [COLUMNS, *table_rows(report)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = [f"checked at {report.checked_at}, staleness tolerance {report.max_staleness_seconds} s"]
+    now = " (in force now: no replica within the tolerance)" if report.all_behind else ""
+    lines = [
+        f"checked at {report.checked_at}, staleness tolerance {report.max_staleness_seconds} s, "
+        f"all-behind policy {report.all_behind_policy}{now}"
+    ]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines += ["", f"primary's pg_stat_replication: {len(report.replication)} standby(s)"]
     for r in report.replication:

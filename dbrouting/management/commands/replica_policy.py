@@ -1,0 +1,51 @@
+"""``manage.py replica_policy``: what reads do when no replica is within the tolerance, for the
+whole fleet at once, without a deploy. The override is a row on the primary: every host's prober
+reads it with its next probe (within ``CHECK_INTERVAL_SECONDS``)."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from dbrouting.conf import ALL_BEHIND_POLICIES, get_config
+from dbrouting.context import use_primary
+from dbrouting.models import PolicyOverride
+
+
+class Command(BaseCommand):
+    help = "Show, set or clear the operator's ALL_BEHIND_POLICY override (fleet-wide, within a probe round)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("policy", nargs="?", choices=ALL_BEHIND_POLICIES, help="the policy to put in force")
+        parser.add_argument("--minutes", type=float, help="the override ends after this long (default: when cleared)")
+        parser.add_argument("--reason", default="", help="why, for the admin page and the next operator")
+        parser.add_argument("--clear", action="store_true", help="remove the override: the setting applies again")
+
+    def handle(self, *args: Any, policy: str | None, minutes: float | None, reason: str, clear: bool,
+               **options: Any) -> None:  # fmt: skip
+        if clear and policy:
+            raise CommandError("give a policy or --clear, not both")
+        if minutes is not None and (minutes <= 0 or policy is None):
+            raise CommandError("--minutes needs a policy and a positive number")
+        try:
+            with use_primary(), transaction.atomic():
+                if clear or policy:
+                    PolicyOverride.objects.all().delete()
+                if policy:
+                    expires = None if minutes is None else timezone.now() + timedelta(minutes=minutes)
+                    PolicyOverride.objects.create(policy=policy, expires_at=expires, reason=reason[:200],
+                                                  set_by=getpass.getuser())  # fmt: skip
+                current = PolicyOverride.in_force()
+        except DatabaseError as exc:
+            raise CommandError(f"the primary cannot be reached or is not migrated: {str(exc).strip()[:200]}") from exc
+        setting = get_config().all_behind_policy
+        if current is None:
+            self.stdout.write(f"no override: ALL_BEHIND_POLICY {setting!r} (the setting) is in force")
+        else:
+            why = f"set by {current.set_by or '?'}" + (f": {current.reason}" if current.reason else "")
+            self.stdout.write(f"override {current} in force ({why}); the setting is {setting!r}")
