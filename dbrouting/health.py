@@ -55,6 +55,7 @@ class HealthCache:
         self._plane: Plane | None = None
         self._plane_retry_at = 0.0  # after the runtime folder failed: alone until then
         self._probing = False  # probed in its last turn (the prober, or a stand-in)
+        self._behind = False  # no replica within the tolerance, as last logged
         self._place: tuple[Path, str] | None = None
 
     # -- reading (request path: memory only) ----------------------------------------
@@ -201,7 +202,7 @@ class HealthCache:
                 metrics.log_transition(previous, replicas[alias])
             before = self.latest
             self._publish(replicas, primary)
-            metrics.log_all_behind(before, self.latest, config)
+            self._behind = metrics.log_all_behind(self._behind, before, self.latest, config)
             metrics.observe_probes(results.values())
             self.rounds += 1
             self._round_done.notify_all()

@@ -100,10 +100,10 @@ def log_primary(previous: PrimaryProbe | None, current: PrimaryProbe, config: Co
         logger.error("primary %s unreachable (%s): writes and reads fail", current.alias, current.error)
 
 
-def log_all_behind(previous: Any, current: Any, config: Config) -> None:
-    """When the site enters and leaves "every replica behind", and when the policy in force changes."""
-    was, now = bool(previous.replicas) and previous.all_behind(config), current.all_behind(config)
-    policy = current.policy(config)
+def log_all_behind(was: bool, previous: Any, current: Any, config: Config) -> bool:
+    """When the site enters and leaves "no replica within the tolerance" (``was``: the last
+    verdict logged), and when the policy in force changes. Returns the verdict now."""
+    now, policy = current.all_behind(config), current.policy(config)
     if now and not was:
         logger.warning("no replica is within the tolerance (%g s): reads follow the %r policy",
                        config.max_staleness_seconds, policy)  # fmt: skip
@@ -112,6 +112,7 @@ def log_all_behind(previous: Any, current: Any, config: Config) -> None:
     if policy != previous.policy(config):
         logger.warning("all-behind policy now %r (%s)", policy,
                        "operator's override" if policy != config.all_behind_policy else "the setting")  # fmt: skip
+    return bool(now)
 
 
 def log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:

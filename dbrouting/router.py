@@ -9,6 +9,7 @@ in the ``X-DB-Route`` header when enabled, and logged at DEBUG level unless it i
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Collection, Mapping
@@ -200,13 +201,13 @@ class _Budget:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tokens, self._at = 0.0, _monotonic()
+        self._tokens, self._at = math.inf, _monotonic()  # full at first
 
     def take(self, rate: float, debt: bool = False) -> bool:
         with self._lock:
             now = _monotonic()
             self._tokens, self._at = min(max(rate, 1.0), self._tokens + (now - self._at) * rate), now
-            if self._tokens < 1.0 and not debt:
+            if (self._tokens < 1.0 or rate <= 0) and not debt:
                 return False
             self._tokens -= 1.0
             return True

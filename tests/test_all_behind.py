@@ -1,0 +1,213 @@
+"""Every replica behind at once, on the real cluster: each ALL_BEHIND_POLICY routes as specified,
+reads that must be fresh never degrade, the hard ceiling holds, and an operator's override
+reaches the router through the primary's probe."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections, transaction
+from django.test import Client, override_settings
+from pgcluster import Cluster
+from prometheus_client import REGISTRY
+
+from dbrouting import max_staleness, replica_health, routing_scope, use_primary, when_all_behind
+from dbrouting import router as router_module
+from dbrouting.conf import get_config
+from dbrouting.context import read_after_lsn
+from dbrouting.health import cache
+from dbrouting.models import PolicyOverride
+from dbrouting.status import measure
+from gists.models import Gist
+
+from .conftest import usable, wait_until
+from .factories import make_gist
+from .routing_helpers import as_another_client, decision, pause_replay, served_by
+
+pytestmark = pytest.mark.usefixtures("warm_health")
+
+TIGHT = {"CHECK_INTERVAL_SECONDS": 0.2, "MAX_STALENESS_SECONDS": 1.0, "MAX_STALENESS_HARD_SECONDS": 60.0}
+
+
+def write_on_primary() -> None:
+    as_another_client(lambda: Gist.objects.using("default").create(title="wal", content="c", latitude=0, longitude=0))
+
+
+def staleness(alias: str) -> float:
+    return replica_health()[alias].staleness(time.monotonic())
+
+
+@pytest.fixture
+def both_behind(replay_control: Cluster) -> Cluster:
+    """replica1 paused first, replica2 some time later, a write after each: both past the 1 s
+    tolerance, replica2 the less lagged (it caught up later)."""
+    make_gist(title="all behind")
+    wait_until(lambda: usable("replica1") and usable("replica2"))
+    pause_replay(replay_control, "replica1")
+    write_on_primary()
+    wait_until(lambda: staleness("replica1") > 0.5, what="replica1 half a second behind")
+    pause_replay(replay_control, "replica2")
+    write_on_primary()
+    wait_until(lambda: not usable("replica1") and not usable("replica2"), what="both past the tolerance")
+    return replay_control
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"})
+def test_least_lagged__reads_the_least_lagged_replica_marked_stale_then_the_primary_past_the_ceiling(
+    both_behind: Cluster, client: Client
+) -> None:
+    assert staleness("replica2") < staleness("replica1")
+    with routing_scope():
+        assert decision() == ("replica2", "stale")
+        assert served_by() == "replica2"  # as the server sees it
+    before = REGISTRY.get_sample_value("dbrouting_reads_total", {"alias": "replica2", "reason": "stale"}) or 0.0
+    response = client.get("/api/gists/")
+    assert response.status_code == 200
+    assert float(response["X-DB-Stale"]) > 1.0  # past the tolerance, and said so
+    assert REGISTRY.get_sample_value("dbrouting_reads_total", {"alias": "replica2", "reason": "stale"}) > before
+    assert REGISTRY.get_sample_value("dbrouting_all_replicas_behind") == 1.0
+    # The hard ceiling: once both are further behind than it, the primary, whatever the policy.
+    with override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged", "MAX_STALENESS_HARD_SECONDS": 2}):
+        wait_until(lambda: staleness("replica2") > 2.0, what="replica2 past the hard ceiling")
+        with routing_scope():
+            assert decision() == ("default", "no_usable_replica")
+            assert served_by() == "default"
+        assert "X-DB-Stale" not in client.get("/api/gists/")
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"})
+def test_least_lagged__reads_that_must_be_fresh_never_degrade(both_behind: Cluster) -> None:
+    with routing_scope(), use_primary():
+        assert decision() == ("default", "forced")
+    with routing_scope(), transaction.atomic():
+        assert decision() == ("default", "atomic")
+    with routing_scope():
+        Gist.objects.create(title="a write in the scope", content="c", latitude=0, longitude=0)
+        assert decision() == ("default", "pinned")
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn() - '0/0'")
+        position = int(cursor.fetchone()[0])
+    with routing_scope(), read_after_lsn(position):  # a causal token no replica has replayed
+        assert decision() == ("default", "no_usable_replica")
+        assert served_by() == "default"
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "budget", "PRIMARY_READ_BUDGET": 3})
+def test_budget__the_primary_takes_its_budget_of_reads_a_scope_stays_where_it_began_the_rest_least_lagged(
+    both_behind: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(router_module, "_budget", router_module._Budget())
+    started = time.monotonic()
+    first: Counter[tuple[str, str]] = Counter()
+    for _ in range(20):
+        with routing_scope():  # three reads a scope
+            chosen = decision()
+            first[chosen] += 1
+            assert decision() == chosen  # a scope stays where it began (monotonic reads)
+            assert served_by() == chosen[0]
+    elapsed = time.monotonic() - started
+    # A full bucket (3 reads) at first, then 3 a second; a scope begun on it may overdraw it by
+    # its own later reads. The other scopes read replica2, stale.
+    primary_reads = 3 * first[("default", "budget")]
+    assert 3 <= primary_reads <= 3 + 3 * elapsed + 3, (first, elapsed)
+    assert first[("replica2", "stale")] == 20 - first[("default", "budget")] > 0
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "budget", "PRIMARY_READ_BUDGET": 0})
+def test_budget__of_zero_sends_no_read_to_the_primary(both_behind: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(router_module, "_budget", router_module._Budget())
+    for _ in range(5):
+        with routing_scope():
+            assert decision() == ("replica2", "stale")
+
+
+@override_settings(DBROUTING=TIGHT)
+def test_blocks__when_all_behind_beats_the_site_and_max_staleness_degrades_only_with_it(both_behind: Cluster) -> None:
+    with routing_scope():
+        assert decision() == ("default", "no_usable_replica")  # the site's "primary"
+    with routing_scope(), when_all_behind("least_lagged"):
+        assert decision() == ("replica2", "stale")
+        with when_all_behind("primary"):  # the innermost wins
+            assert decision() == ("default", "no_usable_replica")
+    with routing_scope(), when_all_behind("least_lagged"), max_staleness(0.5):
+        assert decision() == ("replica2", "stale")  # a block's tolerance degrades under a block's policy
+    # A max_staleness() block is a promise of freshness: the site's policy does not break it.
+    with (
+        override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"}),
+        routing_scope(),
+        max_staleness(0.5),
+    ):
+        assert decision() == ("default", "no_usable_replica")
+    with pytest.raises(ValueError, match="when_all_behind"):
+        when_all_behind("stale")
+
+
+@pytest.fixture
+def override_cleared() -> Iterator[None]:
+    yield
+    call_command("replica_policy", "--clear", stdout=io.StringIO())
+
+
+@override_settings(DBROUTING=TIGHT)
+def test_operator_override__reaches_the_router_gauge_and_status_through_the_primary_probe(
+    both_behind: Cluster, override_cleared: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dbrouting")
+    assert cache.snapshot().policy(get_config()) == "primary"
+    call_command("replica_policy", "least_lagged", "--minutes", "5", "--reason", "backfill", stdout=io.StringIO())
+    wait_until(lambda: cache.snapshot().policy(get_config()) == "least_lagged", what="the override probed")
+    with routing_scope():
+        assert decision() == ("replica2", "stale")
+    assert REGISTRY.get_sample_value("dbrouting_all_behind_policy", {"policy": "least_lagged"}) == 1.0
+    assert REGISTRY.get_sample_value("dbrouting_all_behind_policy", {"policy": "primary"}) == 0.0
+    report = measure(fresh=False, replication=False)
+    assert (report.all_behind_policy, report.all_behind) == ("least_lagged", True)
+    wait_until(lambda: "all-behind policy now 'least_lagged'" in caplog.text, what="the change logged")
+    call_command("replica_policy", "--clear", stdout=io.StringIO())
+    wait_until(lambda: cache.snapshot().policy(get_config()) == "primary", what="the override gone")
+    with routing_scope():
+        assert decision() == ("default", "no_usable_replica")
+
+
+@override_settings(DBROUTING=TIGHT)
+def test_operator_override__an_expired_one_is_not_in_force(override_cleared: None) -> None:
+    as_another_client(
+        lambda: PolicyOverride.objects.create(policy="least_lagged", expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+    )
+    assert cache.wait_for_rounds(2)
+    assert cache.snapshot().policy(get_config()) == "primary"
+    assert PolicyOverride.in_force() is None
+
+
+def test_replica_policy__refuses_a_bad_combination() -> None:
+    with pytest.raises(CommandError, match="not both"):
+        call_command("replica_policy", "primary", "--clear")
+    with pytest.raises(CommandError, match="--minutes"):
+        call_command("replica_policy", "--minutes", "5")
+
+
+@override_settings(DBROUTING=TIGHT)
+def test_all_behind__gauge_and_one_log_line_at_each_end(
+    replay_control: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dbrouting")
+    wait_until(lambda: usable("replica1") and usable("replica2"))
+    assert REGISTRY.get_sample_value("dbrouting_all_replicas_behind") == 0.0
+    for alias in ("replica1", "replica2"):
+        pause_replay(replay_control, alias)
+    write_on_primary()
+    wait_until(lambda: REGISTRY.get_sample_value("dbrouting_all_replicas_behind") == 1.0, what="the gauge")
+    wait_until(lambda: "no replica is within the tolerance (1 s): reads follow the 'primary' policy" in caplog.text)
+    replay_control.psql(replay_control.node("replica2"), "SELECT pg_wal_replay_resume()")
+    wait_until(lambda: REGISTRY.get_sample_value("dbrouting_all_replicas_behind") == 0.0, what="the gauge back")
+    wait_until(lambda: "reads back on the replicas" in caplog.text, what="the end logged")
+    assert caplog.text.count("no replica is within the tolerance") == 1
+    assert caplog.text.count("reads back on the replicas") == 1
