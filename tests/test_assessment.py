@@ -14,7 +14,8 @@ from dbrouting.probe import PrimaryProbe, ReplicaProbe
 from dbrouting.strategies import RoundRobin
 
 CONFIG = Config(
-    replicas=("r",), primary="default", max_staleness_seconds=5.0, max_lag_bytes=1000,
+    replicas=("r",), primary="default", max_staleness_seconds=5.0, max_lag_bytes=1000, all_behind_policy="primary",
+    max_staleness_hard_seconds=60.0, primary_read_budget=50.0,
     check_interval_seconds=0.5, probe_scope="process", runtime_dir=None, connect_timeout_seconds=2,
     probe_timeout_seconds=1,
     primary_outage_max_staleness_seconds=0.0, strategy=RoundRobin(), rejoin_after_checks=2, pin_after_write=True,
@@ -231,3 +232,14 @@ def test_foreign_server__is_known_while_the_primary_is_unreachable() -> None:
     first = PrimaryProbe("default", ok=True, duration=0.0, started=time.monotonic(), lsn=10, system_identifier=1)
     healths = run([(replica(replay=10, system_identifier=1), first), (replica(replay=10, system_identifier=2), down)])
     assert [h.state for h in healths] == ["ok", "foreign"]
+
+
+def test_staleness__grows_after_a_lagging_probe_and_usable_holds_exactly_while_within_the_tolerance() -> None:
+    [health] = run([(replica(replay=900, age=2.0), primary(lsn=1000))])
+    at = health.measured_at or 0.0
+    assert health.staleness(at) == pytest.approx(2.0)
+    assert health.staleness(at + 1.5) == pytest.approx(3.5)
+    assert fit(health, 3.4, now=at + 1.5) is False
+    assert fit(health, 3.6, now=at + 1.5) is True
+    [caught_up] = run([(replica(replay=1000), primary(lsn=1000))])
+    assert caught_up.staleness((caught_up.measured_at or 0.0) + 100) == 0.0  # caught up: an idle primary ages nothing
