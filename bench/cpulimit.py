@@ -53,6 +53,27 @@ def node_pids(cluster: Cluster, name: str) -> list[int]:
     return [pid, *_children(pid)]
 
 
+def cpu_seconds(cluster: Cluster, limit: Limit) -> dict[str, float]:
+    """CPU time (user + system) each node's processes have used so far: those in its group (a
+    backend that exited meanwhile is not counted), or its postmaster's children (taskset)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for node in cluster.nodes:
+        group = limit.groups.get(node.name)
+        pids = (
+            node_pids(cluster, node.name)
+            if group is None
+            else [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        )
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(OSError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        used[node.name] = total / tick
+    return used
+
+
 def _move(pids: list[int], procs: Path) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, OSError):  # a backend may exit meanwhile

@@ -42,6 +42,13 @@ GOALS: list[tuple[str, str, Any]] = [
     ("b7_probe_sessions_per_node_16_procs_process_mode", "for the record (16: one per process)", None),
     ("b7_probe_qps_per_node_16_procs", "one prober's rate, flat in the process count (± 10 %)", "b7"),
     ("b7_probe_qps_per_node_16_procs_process_mode", "for the record", None),
+    ("b8_write_p99_burst_vs_calm_least_lagged", "≤ 1.5 (write p99 in the burst / without it)", lambda v: v <= 1.5),
+    ("b8_write_p99_burst_vs_calm_primary", "for the record", None),
+    ("b8_reads_beyond_hard_ceiling_least_lagged", "0", lambda v: v == 0),
+    ("b8_read_errors", "0", lambda v: v == 0),
+    ("b8_catch_up_ratio_least_lagged_vs_primary", '≤ 1 (catch-up no slower than with "primary")', lambda v: v <= 1.0),
+    ("b8_primary_cpu_share_burst_primary", "for the record", None),
+    ("b8_primary_cpu_share_burst_least_lagged", "for the record", None),
 ]
 
 SECTIONS = [
@@ -52,6 +59,7 @@ SECTIONS = [
     ("b5", "B5 — probe cost", "probe_cost.py"),
     ("b6", "B6 — read-your-writes", "read_your_writes.py"),
     ("b7", "B7 — probe cost per host", "probe_fleet.py"),
+    ("b8", "B8 — every replica behind at once", "all_behind.py"),
     ("queries", "Query latency (nearby, deep pages)", "nearby_100k.py"),
 ]
 

@@ -29,6 +29,7 @@ SCRIPTS = {
     "b5": "probe_cost.py",
     "b6": "read_your_writes.py",
     "b7": "probe_fleet.py",
+    "b8": "all_behind.py",
     "queries": "nearby_100k.py",
 }
 

@@ -40,9 +40,12 @@ REQUIRED = [
     "b7_probe_sessions_per_node_4_procs",
     "b7_probe_qps_per_node_4_procs",
     "b7_probe_qps_per_node_4_procs_process_mode",
+    "b8_write_p99_burst_vs_calm_least_lagged",
+    "b8_stale_share_burst_least_lagged",
+    "b8_catch_up_ratio_least_lagged_vs_primary",
 ]
 PLOTS = ["b1-route-cost", "b2-request-overhead", "b3-read-scaling", "b3-write-latency", "b4-kill9", "b5-probe-cost"]
-PLOTS += ["b6-read-your-writes", "b7-probe-fleet"]
+PLOTS += ["b6-read-your-writes", "b7-probe-fleet", "b8-all-behind"]
 
 
 @pytest.fixture
