@@ -142,6 +142,29 @@ def test_admin_status_page__for_staff_linked_from_the_index(staff: Client) -> No
     assert f"<td>127.0.0.1:{connections['replica1'].settings_dict['PORT']}</td>" in html
     assert "healthy" in html
     assert connections["replica1"].settings_dict["PASSWORD"] not in html
+    assert '<strong id="all-behind-policy">primary</strong>' in html  # the policy in force
+    assert 'id="all-behind"' not in html  # not applying now: the replicas are within the tolerance
+    assert "/admin/dbrouting/policyoverride/" not in html  # a staff member without the permission
+
+
+def test_admin_policy_override__a_superuser_sets_it_and_the_probers_follow(staff: Client) -> None:
+    from dbrouting.conf import get_config
+    from dbrouting.health import cache
+    from dbrouting.models import PolicyOverride
+
+    root = Client()
+    assert root.login(username="root", password="pw-for-tests-only")
+    assert "/admin/dbrouting/policyoverride/" in root.get("/admin/dbrouting/replicastatus/").content.decode()
+    try:
+        response = root.post("/admin/dbrouting/policyoverride/add/", {"policy": "least_lagged", "reason": "backfill"})
+        assert response.status_code == 302, response.content.decode()[:500]
+        assert PolicyOverride.objects.using("default").get().set_by == "root"
+        wait_until(lambda: cache.snapshot().policy(get_config()) == "least_lagged", what="the override probed")
+        page = root.get("/admin/dbrouting/replicastatus/").content.decode()
+        assert '<strong id="all-behind-policy">least_lagged</strong>' in page
+    finally:
+        PolicyOverride.objects.using("default").all().delete()
+    wait_until(lambda: cache.snapshot().policy(get_config()) == "primary", what="the override gone")
 
 
 def test_admin_status_page__refused_to_others(staff: Client) -> None:

@@ -211,7 +211,7 @@ def test_snapshot__the_same_after_a_trip_through_the_file(runtime_dir: Path) -> 
 @pytest.mark.parametrize(
     "spoil",
     [
-        lambda raw: raw.update(schema=2),  # another version's file
+        lambda raw: raw.update(schema=snapshots.SCHEMA - 1),  # another version's file
         lambda raw: raw["replicas"]["replica1"].update(measured_at="x"),  # a wrong type
         lambda raw: raw["replicas"]["replica1"].update(available=1),  # an int for a bool
         lambda raw: raw["replicas"]["replica1"].update(good_streak=True),  # a bool for an int
