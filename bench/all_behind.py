@@ -14,12 +14,16 @@ each policy in turn (``primary``, ``least_lagged``, ``budget`` with ``PRIMARY_RE
    are past the tolerance, ``--burst`` seconds are measured: the primary's share of the nodes'
    CPU time, read and write p99, the share of searches served stale, the largest staleness
    served, reads beyond ``MAX_STALENESS_HARD_SECONDS``, read errors;
-3. catch-up: replay resumed and the bulk writer stopped: seconds until both replicas are within
-   the tolerance again.
+3. catch-up: replay resumed and the bulk writer stopped: seconds until both replicas have
+   replayed the primary's position at that moment (asked of each replica every 10 ms), and
+   until the router finds both within the tolerance again (a probe round or two later).
+
+A calm phase of the same length runs first and is not counted (a cold primary's first seconds).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import threading
@@ -28,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import psycopg
+
 from bench import common
 
 POLICIES = ["primary", "least_lagged", "budget"]
@@ -119,7 +125,7 @@ def run_policy(policy: str, r: int, load: Load, cluster: Any, limit: Any, args: 
     from django.test import override_settings
 
     from bench import cpulimit
-    from dbrouting import replica_health
+    from dbrouting import probe, replica_health
 
     def behind() -> bool:
         return all(replica_health()[a].state == "lagging" for a in ("replica1", "replica2"))
@@ -141,12 +147,24 @@ def run_policy(policy: str, r: int, load: Load, cluster: Any, limit: Any, args: 
         cpu = {n: s - cpu_before[n] for n, s in cpulimit.cpu_seconds(cluster, limit).items()}
         load.phase = ("catch-up", policy, str(r))
         load.bulk.clear()
-        resumed = time.monotonic()
-        for node in ("replica1", "replica2"):
-            cluster.psql(cluster.node(node), "SELECT pg_wal_replay_resume()")
+        with contextlib.ExitStack() as stack:
+            nodes = {a: stack.enter_context(psycopg.connect(autocommit=True, **probe.connection_params(a, 2)))
+                     for a in ("replica1", "replica2")}  # fmt: skip
+            target = cluster.psql(cluster.primary, "SELECT pg_current_wal_lsn()")
+            resumed = time.monotonic()
+            for alias in ("replica1", "replica2"):
+                cluster.psql(cluster.node(alias), "SELECT pg_wal_replay_resume()")
+            waiting = {"replica1", "replica2"}
+            while waiting:
+                if time.monotonic() - resumed > 120:
+                    raise SystemExit("bench: the replicas did not catch up in 120 s")
+                sql = "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
+                waiting = {a for a in waiting if not nodes[a].execute(sql, (target,)).fetchone()[0]}  # type: ignore[index]
+                time.sleep(0.01)
+            replayed = time.monotonic() - resumed
         wait(lambda: all(replica_health()[a].state == "ok" for a in ("replica1", "replica2")), 120, "catch-up")
-        catch_up = time.monotonic() - resumed
-    return {"cpu": cpu, "catch_up": catch_up}
+        back = time.monotonic() - resumed
+    return {"cpu": cpu, "catch_up": replayed, "back_in_service": back}
 
 
 def wait(condition: Any, timeout: float, what: str) -> None:
@@ -169,10 +187,10 @@ def main() -> None:
     p.add_argument("--burst", type=float, default=20.0, help="seconds measured with both replicas past the tolerance")
     p.add_argument("--calm", type=float, default=8.0, help="seconds measured before the burst")
     p.add_argument("--budget", type=float, default=20.0, help="PRIMARY_READ_BUDGET of the budget policy")
-    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=2, help="each policy once a round, the order reversed every other")
     args = common.parse(p)
     if args.quick:
-        args.rows, args.clients, args.burst, args.calm, args.burst_rows = 2_000, 2, 1.0, 0.5, 50
+        args.rows, args.clients, args.burst, args.calm, args.burst_rows, args.rounds = 2_000, 2, 1.0, 0.5, 50, 1
     from bench import cpulimit
 
     figures = common.Figures("b8", args)
@@ -184,6 +202,8 @@ def main() -> None:
             load = Load(args.clients, args.write_rate)
             runs: dict[tuple[str, int], dict[str, Any]] = {}
             try:
+                load.phase = ("warm-up",)
+                time.sleep(args.calm)
                 for r, policy in common.abba(POLICIES, args.rounds):
                     runs[policy, r] = run_policy(policy, r, load, cluster, limit, args)
             finally:
@@ -212,6 +232,7 @@ def report(figures: common.Figures, args: Any, load: Load, runs: dict[tuple[str,
                 "reads_per_second_burst": len(reads) / args.burst,
                 "primary_cpu_share_burst": cpu["primary"] / max(1e-9, sum(cpu.values())),
                 "catch_up_seconds": runs[policy, r]["catch_up"],
+                "back_in_service_seconds": runs[policy, r]["back_in_service"],
             }
             for name, value in figures_of.items():
                 out.setdefault(name, []).append(value)

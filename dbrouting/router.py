@@ -167,8 +167,9 @@ def _all_behind(
     config: Config, state: RoutingState, blocks: Blocks, exclude: Collection[str], floor: int | None
 ) -> tuple[str, str] | None:
     """While no replica is within the tolerance, under "least_lagged" or "budget": the primary
-    on its budget, or the least-lagged replica up and streaming within ``MAX_STALENESS_HARD_SECONDS``
-    (the scope's own if still there) that has replayed what the scope saw. None: the primary."""
+    on its budget, or a replica up and streaming within ``MAX_STALENESS_HARD_SECONDS`` that has
+    replayed what the scope saw: the scope's own if still there, else one of the least lagged
+    (the strategy picks among those within the tolerance of the freshest). None: the primary."""
     snapshot = cache.latest
     policy = blocks.policy or ("primary" if blocks.staleness is not None else snapshot.policy(config))
     if policy == "primary":
@@ -185,7 +186,11 @@ def _all_behind(
     if health is None and policy == "budget" and _budget.take(config.primary_read_budget):
         state.budgeted = True
         return config.primary, BUDGET
-    health = health or min(behind, key=lambda h: h.staleness(now))
+    if health is None:  # the least lagged, and those about as fresh (within the tolerance): load spreads
+        freshest = min(h.staleness(now) for h in behind)
+        tolerance = config.max_staleness_seconds if blocks.staleness is None else blocks.staleness
+        alias = config.strategy.pick([h for h in behind if h.staleness(now) - freshest <= tolerance])
+        health = snapshot.replicas[alias]
     if health.alias != state.replica:
         state.settle()
         state.replica = health.alias

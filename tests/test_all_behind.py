@@ -47,13 +47,14 @@ def staleness(alias: str) -> float:
 
 @pytest.fixture
 def both_behind(replay_control: Cluster) -> Cluster:
-    """replica1 paused first, replica2 some time later, a write after each: both past the 1 s
-    tolerance, replica2 the less lagged (it caught up later)."""
+    """replica1 paused first, replica2 1.5 s later, a write after each: both past the 1 s
+    tolerance, replica2 the less lagged by more than the tolerance (only it counts as the least
+    lagged)."""
     make_gist(title="all behind")
     wait_until(lambda: usable("replica1") and usable("replica2"))
     pause_replay(replay_control, "replica1")
     write_on_primary()
-    wait_until(lambda: staleness("replica1") > 0.5, what="replica1 half a second behind")
+    wait_until(lambda: staleness("replica1") > 1.5, what="replica1 1.5 s behind")
     pause_replay(replay_control, "replica2")
     write_on_primary()
     wait_until(lambda: not usable("replica1") and not usable("replica2"), what="both past the tolerance")
@@ -81,6 +82,24 @@ def test_least_lagged__reads_the_least_lagged_replica_marked_stale_then_the_prim
             assert decision() == ("default", "no_usable_replica")
             assert served_by() == "default"
         assert "X-DB-Stale" not in client.get("/api/gists/")
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"})
+def test_least_lagged__replicas_about_as_far_behind_share_the_reads(replay_control: Cluster) -> None:
+    make_gist(title="all behind")
+    wait_until(lambda: usable("replica1") and usable("replica2"))
+    for alias in ("replica1", "replica2"):
+        pause_replay(replay_control, alias)
+    write_on_primary()
+    wait_until(lambda: not usable("replica1") and not usable("replica2"), what="both past the tolerance")
+    chosen = []
+    for _ in range(4):
+        with routing_scope():
+            alias, reason = decision()
+            assert reason == "stale"
+            assert served_by() == alias
+            chosen.append(alias)
+    assert set(chosen) == {"replica1", "replica2"}  # the strategy's turns, among the least lagged
 
 
 @override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"})
