@@ -49,10 +49,15 @@ class ReplicaStatusAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(PolicyOverride)
 class PolicyOverrideAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """An operator's ALL_BEHIND_POLICY for every process of every host, within a probe round."""
+    """An operator's ALL_BEHIND_POLICY for every process of every host, within a probe round
+    (Django's model permissions: a superuser, or staff given them)."""
 
-    list_display = ("policy", "expires_at", "reason", "set_by", "set_at")
+    list_display = ("policy", "expires_at", "in_force", "reason", "set_by", "set_at")
     fields = ("policy", "expires_at", "reason")
+
+    @admin.display(boolean=True, description="in force")
+    def in_force(self, obj: PolicyOverride) -> bool:
+        return obj.in_force
 
     def save_model(self, request: HttpRequest, obj: PolicyOverride, form: Any, change: bool) -> None:
         obj.set_by = request.user.get_username()

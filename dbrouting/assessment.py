@@ -1,10 +1,8 @@
 """What a probe says of a replica: its state, its lag, and the one ``usable`` predicate.
 
-``assess()`` turns one probe of a replica (and the primary's, taken just before) into the
-replica's new ``ReplicaHealth``. It is pure: what it must remember between probes (when the
-replica was last caught up, its clock skew, the lag window of the hysteresis) rides on the
-previous health it is given. ``Snapshot`` is one probe round's result for every replica.
-"""
+``assess()`` turns one probe of a replica (and the primary's, taken just before) into its new
+``ReplicaHealth``. It is pure: what it must remember between probes (when last caught up, clock
+skew, the hysteresis' lag window) rides on the previous health. ``Snapshot``: one probe round."""
 
 from __future__ import annotations
 
@@ -126,15 +124,21 @@ class Snapshot:
             self.default_usable = (config, min(until), found)
         return found
 
+    def override(self) -> str | None:
+        """An operator's ``ALL_BEHIND_POLICY`` (``manage.py replica_policy``), as the primary last
+        told it, until it expires (checked here too: it may expire while the primary is away)."""
+        told = self.last_good
+        live = told is not None and (told.policy_until is None or time.time() < told.policy_until)
+        return told.policy if live and told is not None else None
+
     def policy(self, config: Config) -> str:
-        """The ``ALL_BEHIND_POLICY`` in force: an operator's override, as the primary last told
-        it (``manage.py replica_policy``), else the setting."""
-        override = self.last_good.policy if self.last_good is not None else None
-        return override or config.all_behind_policy
+        """The site's ``ALL_BEHIND_POLICY`` in force: the operator's, else the setting."""
+        return self.override() or config.all_behind_policy
 
     def all_behind(self, config: Config) -> bool:
-        """No replica within the default tolerance while the primary answers: reads follow the policy."""
-        return bool(config.replicas) and self.primary_up and not self.usable(config)
+        """Every replica up (one at least) is past the default tolerance, the primary answers."""
+        up = any(h.available for a in config.replicas if (h := self.replicas.get(a)) is not None)
+        return up and self.primary_up and not self.usable(config)
 
 
 def marked_down(previous: ReplicaHealth, reason: str) -> ReplicaHealth:

@@ -23,6 +23,7 @@ from .exceptions import SettingError
 
 REPLICA_ENGINE_PREFIX = "dbrouting.backends."
 ALL_BEHIND_POLICIES = ("primary", "least_lagged", "budget")
+OVERRIDE_TABLE = "dbrouting_policyoverride"  # an operator's policy (models.PolicyOverride), read by the probe
 
 DEFAULTS: dict[str, Any] = {
     # Replica aliases to read from; None means every alias whose ENGINE is one of dbrouting's
@@ -36,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     # None: as long as the outage lasts; 0: off, reads go to the primary and fail).
     "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS": 300.0,
     # When no replica is within the tolerance (a bulk write, a replay conflict): "primary" (every
-    # read there), "least_lagged" (the least-lagged replica up to MAX_STALENESS_HARD_SECONDS, its
+    # read there), "least_lagged" (the least-lagged replicas up to MAX_STALENESS_HARD_SECONDS, the
     # responses marked stale), or "budget" (the primary takes PRIMARY_READ_BUDGET reads a second
     # per process, the rest as "least_lagged"). Operators override it at run time (replica_policy).
     "ALL_BEHIND_POLICY": "primary",

@@ -175,14 +175,17 @@ class max_staleness(_RoutingBlock):
         self.seconds = float(seconds)
 
     def _enter(self) -> Token[Any]:
-        return _set_blocks(staleness=self.seconds)
+        return _set_blocks(
+            staleness=self.seconds, policy=None
+        )  # a promise: degrades only under a when_all_behind() within
 
 
 class when_all_behind(_RoutingBlock):
     """What reads in the block (or view) do when no replica is within their tolerance:
     ``"primary"``, ``"least_lagged"`` or ``"budget"`` (``DBROUTING['ALL_BEHIND_POLICY']``). It
-    beats the site's setting and an operator's override; the innermost block wins. Inside a
-    ``max_staleness()`` block, reads degrade only under a ``when_all_behind()`` of their own."""
+    beats the site's setting and an operator's override (but an operator's "primary"); the
+    innermost block wins. Inside a ``max_staleness()`` block, reads degrade only under a
+    ``when_all_behind()`` entered within it."""
 
     def __init__(self, policy: str) -> None:
         if policy not in ALL_BEHIND_POLICIES:

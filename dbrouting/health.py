@@ -185,7 +185,7 @@ class HealthCache:
         config = get_config()
         if self._plane is not None:
             self._plane.beat()  # alive, before each stage (each up to a probe timeout)
-        primary = self._probes.primary(config, self.latest.primary, self._primary_hung)
+        primary = self._probes.primary(config, self.latest.primary, self._primary_hung, self.latest.last_good)
         if self._plane is not None:
             self._plane.beat()
         results = self._probes.replicas(config)

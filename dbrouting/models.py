@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from django.db import models
+from typing import Any
+
+from django.db import models, router, transaction
 from django.utils import timezone
 
-from .conf import ALL_BEHIND_POLICIES
+from .conf import ALL_BEHIND_POLICIES, OVERRIDE_TABLE
 
 
 class ReplicaStatus(models.Model):
@@ -21,7 +23,8 @@ class ReplicaStatus(models.Model):
 
 class PolicyOverride(models.Model):
     """An operator's ``ALL_BEHIND_POLICY`` for the whole fleet, until it expires: every host's
-    prober reads it from the primary with its probe (``manage.py replica_policy``, or the admin)."""
+    prober reads it from the primary with its probe (``manage.py replica_policy``, or the admin).
+    One at most: saving one removes the others."""
 
     policy = models.CharField(max_length=20, choices=[(p, p.replace("_", " ")) for p in ALL_BEHIND_POLICIES])
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until removed.")
@@ -30,13 +33,24 @@ class PolicyOverride(models.Model):
     set_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = OVERRIDE_TABLE  # the probe reads it by this name (probe.OVERRIDE_SQL)
         verbose_name = "all-behind policy override"
 
     def __str__(self) -> str:
         return f"{self.policy!r} until {f'{self.expires_at:%Y-%m-%d %H:%M:%S %Z}' if self.expires_at else 'removed'}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            type(self).objects.using(using).exclude(pk=self.pk).delete()
+            super().save(*args, **kwargs)
+
+    @property
+    def in_force(self) -> bool:
+        return self.expires_at is None or self.expires_at > timezone.now()
+
     @classmethod
-    def in_force(cls) -> PolicyOverride | None:
-        """The newest override not expired: the one the probers read (``probe.PRIMARY_SQL``)."""
-        live = models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
-        return cls.objects.filter(live).order_by("-set_at").first()
+    def current(cls) -> PolicyOverride | None:
+        """The override in force, if any (what the probers read)."""
+        found = cls.objects.first()
+        return found if found is not None and found.in_force else None

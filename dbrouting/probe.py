@@ -17,7 +17,7 @@ from django.db import connections
 from psycopg.rows import dict_row
 
 from . import lsn
-from .conf import ALL_BEHIND_POLICIES, Config
+from .conf import ALL_BEHIND_POLICIES, OVERRIDE_TABLE, Config
 from .sockets import ProbeConnections, with_rows
 
 REPLICA_SQL = """
@@ -35,13 +35,16 @@ SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS lsn,
        extract(epoch FROM clock_timestamp())::float8 AS clock,
        (SELECT system_identifier FROM pg_control_system()) AS system_identifier,
-       -- An operator's all-behind policy (dbrouting_policyoverride), read without naming the table
-       -- in this statement: before `migrate` creates it, the probe must still work.
-       CASE WHEN to_regclass('dbrouting_policyoverride') IS NOT NULL THEN (xpath('/row/p/text()', nullif(
-           query_to_xml('SELECT policy AS p FROM dbrouting_policyoverride WHERE expires_at IS NULL
-                         OR expires_at > now() ORDER BY set_at DESC LIMIT 1', false, true, '')::text,
-           '')::xml))[1]::text
-       END AS policy
+       coalesce(has_table_privilege(to_regclass('{OVERRIDE_TABLE}'), 'SELECT'), false) AS override_readable
+""".replace("{OVERRIDE_TABLE}", OVERRIDE_TABLE)
+
+# An operator's policy (models.PolicyOverride: one row at most), asked apart from the health query
+# and only once that query found the table readable, so that it never fails the primary's probe;
+# a lock on the table (DDL) makes it give up at once, not wait.
+OVERRIDE_SQL = f"""
+SET LOCAL lock_timeout = 50;
+SELECT max(policy) AS policy, max(extract(epoch FROM expires_at))::float8 AS until FROM {OVERRIDE_TABLE}
+WHERE expires_at IS NULL OR expires_at > now()
 """
 
 # Keys Django adds for its own connections that are not libpq parameters.
@@ -77,6 +80,8 @@ class PrimaryProbe:
     clock: float | None = None
     system_identifier: int | None = None
     policy: str | None = None  # an operator's ALL_BEHIND_POLICY override, in force fleet-wide
+    policy_until: float | None = None  # when it expires (epoch seconds), or None: until removed
+    policy_error: str | None = None  # the override could not be read: the last one read holds
 
 
 def connection_params(alias: str, connect_timeout: int) -> dict[str, Any]:
@@ -141,8 +146,16 @@ def probe_primary(alias: str, config: Config, kept: ProbeConnections) -> Primary
         )
         return PrimaryProbe(alias, ok=False, duration=duration, started=start, error=describe(exc), timed_out=hung)
     row["lsn"] = lsn.parse(row["lsn"])
-    row["policy"] = row["policy"] if row["policy"] in ALL_BEHIND_POLICIES else None
-    return PrimaryProbe(alias, ok=True, duration=time.monotonic() - start, started=start, **row)
+    duration = time.monotonic() - start
+    if row.pop("override_readable"):
+        try:
+            override = _query(alias, OVERRIDE_SQL, config, kept)
+        except Exception as exc:  # a lock, a timeout: the primary answered all the same
+            row["policy_error"] = describe(exc)
+        else:
+            if override["policy"] in ALL_BEHIND_POLICIES:  # (one row at most: max() is that row's)
+                row["policy"], row["policy_until"] = override["policy"], override["until"]
+    return PrimaryProbe(alias, ok=True, duration=duration, started=start, **row)
 
 
 REPLICATION_SQL = """

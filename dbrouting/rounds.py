@@ -3,15 +3,19 @@ the prober's kept connections, each answer awaited for at most the probe timeout
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from dataclasses import replace
 from typing import Any
 
 from . import probe
 from .conf import Config
 from .sockets import ProbeConnections
+
+logger = logging.getLogger("dbrouting")
 
 
 class Probes:
@@ -36,8 +40,9 @@ class Probes:
         return True
 
     def primary(
-        self, config: Config, last: probe.PrimaryProbe | None, hung: Callable[[probe.PrimaryProbe], None]
-    ) -> probe.PrimaryProbe:
+        self, config: Config, last: probe.PrimaryProbe | None, hung: Callable[[probe.PrimaryProbe], None],
+        last_good: probe.PrimaryProbe | None = None,
+    ) -> probe.PrimaryProbe:  # fmt: skip
         """The primary's probe. One outstanding for the connect timeout (a slow one is not a hung
         one) declares the primary hung: ``hung`` is told (it publishes, then cuts the app's
         connections to it; the engine's ``connect`` tries no new one until it answers again):
@@ -48,7 +53,7 @@ class Probes:
         done, _ = wait_futures([future], timeout=config.probe_timeout_seconds)
         if done:
             result: probe.PrimaryProbe = future.result()
-            return result
+            return _override_kept(result, last_good)
         outstanding = time.monotonic() - self._primary_since
         if outstanding < config.connect_timeout_seconds:  # slow, not (yet) hung: the last verdict holds
             return last or probe.PrimaryProbe(config.primary, False, outstanding, self._primary_since, "slow")
@@ -86,3 +91,15 @@ class Probes:
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=True)
         self.kept.close_all()
+
+
+def _override_kept(result: probe.PrimaryProbe, last_good: probe.PrimaryProbe | None) -> probe.PrimaryProbe:
+    """An operator's override that could not be read this time (a lock, a timeout) stays as last
+    read; the failure is logged when it begins."""
+    if not result.ok or result.policy_error is None:
+        return result
+    if last_good is None or last_good.policy_error is None:
+        logger.warning("dbrouting: the all-behind policy override is unreadable (%s); the last one read holds",
+                       result.policy_error)  # fmt: skip
+    kept = last_good or result
+    return replace(result, policy=kept.policy, policy_until=kept.policy_until)

@@ -166,13 +166,21 @@ def _replica(
 def _all_behind(
     config: Config, state: RoutingState, blocks: Blocks, exclude: Collection[str], floor: int | None
 ) -> tuple[str, str] | None:
-    """While no replica is within the tolerance, under "least_lagged" or "budget": the primary
-    on its budget, or a replica up and streaming within ``MAX_STALENESS_HARD_SECONDS`` that has
-    replayed what the scope saw: the scope's own if still there, else one of the least lagged
-    (the strategy picks among those within the tolerance of the freshest). None: the primary."""
+    """While no replica is within the tolerance and the primary answers, under "least_lagged" or
+    "budget": the primary on its budget, or a replica up and streaming within
+    ``MAX_STALENESS_HARD_SECONDS`` that has replayed what the scope saw: the scope's own if still
+    there, else one of the least lagged (the strategy picks among those within the tolerance of
+    the freshest). None: the primary, and always for a scope that already read the primary (it
+    would go back in time)."""
     snapshot = cache.latest
-    policy = blocks.policy or ("primary" if blocks.staleness is not None else snapshot.policy(config))
-    if policy == "primary":
+    operator = snapshot.override()
+    policy = (
+        "primary" if operator == "primary"  # an operator's "stop serving stale reads" beats the code
+        else blocks.policy or ("primary" if blocks.staleness is not None else operator or config.all_behind_policy)
+    )  # fmt: skip
+    scoped = state.reads is not None  # (a routing scope's, not a thread's own state)
+    read_primary = scoped and any(alias == config.primary for alias, _ in state.reads or ())
+    if policy == "primary" or not snapshot.primary_up or read_primary:
         return None
     now, hard = _monotonic(), config.max_staleness_hard_seconds
     behind = [
@@ -183,7 +191,7 @@ def _all_behind(
     if not behind:
         return None
     health = next((h for h in behind if h.alias == state.replica), None)
-    if health is None and policy == "budget" and _budget.take(config.primary_read_budget):
+    if health is None and policy == "budget" and scoped and _budget.take(config.primary_read_budget):
         state.budgeted = True
         return config.primary, BUDGET
     if health is None:  # the least lagged, and those about as fresh (within the tolerance): load spreads
@@ -202,7 +210,8 @@ def _all_behind(
 class _Budget:
     """The primary's read budget while every replica is behind: a token bucket per process,
     ``rate`` reads a second, a second's worth at most in hand. A scope that began on it stays on
-    the primary (``debt``): the bucket then goes below zero, and new scopes wait until it refills."""
+    the primary (``debt``): the bucket then goes below zero (a second's worth at most), and new
+    scopes wait until it refills."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -211,10 +220,11 @@ class _Budget:
     def take(self, rate: float, debt: bool = False) -> bool:
         with self._lock:
             now = _monotonic()
-            self._tokens, self._at = min(max(rate, 1.0), self._tokens + (now - self._at) * rate), now
+            most = max(rate, 1.0)
+            self._tokens, self._at = min(most, self._tokens + (now - self._at) * rate), now
             if (self._tokens < 1.0 or rate <= 0) and not debt:
                 return False
-            self._tokens -= 1.0
+            self._tokens = max(-most, self._tokens - 1.0)
             return True
 
 

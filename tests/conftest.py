@@ -188,3 +188,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         path = Path(os.environ["CHAOS_TOTALS_FILE"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{line}\n" for line in totals))
+
+
+@pytest.fixture
+def override_cleared() -> Iterator[None]:
+    """No operator's all-behind policy override is left after the test (``replica_policy``)."""
+    yield
+    from dbrouting.models import PolicyOverride
+
+    PolicyOverride.objects.using("default").all().delete()

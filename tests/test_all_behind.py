@@ -8,12 +8,9 @@ import io
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connections, transaction
 from django.test import Client, override_settings
 from pgcluster import Cluster
@@ -21,10 +18,11 @@ from prometheus_client import REGISTRY
 
 from dbrouting import max_staleness, replica_health, routing_scope, use_primary, when_all_behind
 from dbrouting import router as router_module
+from dbrouting.assessment import Snapshot
 from dbrouting.conf import get_config
 from dbrouting.context import read_after_lsn
 from dbrouting.health import cache
-from dbrouting.models import PolicyOverride
+from dbrouting.probe import PrimaryProbe
 from dbrouting.status import measure
 from gists.models import Gist
 
@@ -156,8 +154,10 @@ def test_blocks__when_all_behind_beats_the_site_and_max_staleness_degrades_only_
         assert decision() == ("replica2", "stale")
         with when_all_behind("primary"):  # the innermost wins
             assert decision() == ("default", "no_usable_replica")
+    with routing_scope(), max_staleness(0.5), when_all_behind("least_lagged"):
+        assert decision() == ("replica2", "stale")  # a block's tolerance degrades under a policy entered within it
     with routing_scope(), when_all_behind("least_lagged"), max_staleness(0.5):
-        assert decision() == ("replica2", "stale")  # a block's tolerance degrades under a block's policy
+        assert decision() == ("default", "no_usable_replica")  # a helper's max_staleness() keeps its promise
     # A max_staleness() block is a promise of freshness: the site's policy does not break it.
     with (
         override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"}),
@@ -167,12 +167,6 @@ def test_blocks__when_all_behind_beats_the_site_and_max_staleness_degrades_only_
         assert decision() == ("default", "no_usable_replica")
     with pytest.raises(ValueError, match="when_all_behind"):
         when_all_behind("stale")
-
-
-@pytest.fixture
-def override_cleared() -> Iterator[None]:
-    yield
-    call_command("replica_policy", "--clear", stdout=io.StringIO())
 
 
 @override_settings(DBROUTING=TIGHT)
@@ -197,23 +191,6 @@ def test_operator_override__reaches_the_router_gauge_and_status_through_the_prim
 
 
 @override_settings(DBROUTING=TIGHT)
-def test_operator_override__an_expired_one_is_not_in_force(override_cleared: None) -> None:
-    as_another_client(
-        lambda: PolicyOverride.objects.create(policy="least_lagged", expires_at=datetime(2000, 1, 1, tzinfo=UTC))
-    )
-    assert cache.wait_for_rounds(2)
-    assert cache.snapshot().policy(get_config()) == "primary"
-    assert PolicyOverride.in_force() is None
-
-
-def test_replica_policy__refuses_a_bad_combination() -> None:
-    with pytest.raises(CommandError, match="not both"):
-        call_command("replica_policy", "primary", "--clear")
-    with pytest.raises(CommandError, match="--minutes"):
-        call_command("replica_policy", "--minutes", "5")
-
-
-@override_settings(DBROUTING=TIGHT)
 def test_all_behind__gauge_and_one_log_line_at_each_end(
     replay_control: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -230,3 +207,45 @@ def test_all_behind__gauge_and_one_log_line_at_each_end(
     wait_until(lambda: "reads back on the replicas" in caplog.text, what="the end logged")
     assert caplog.text.count("no replica is within the tolerance") == 1
     assert caplog.text.count("reads back on the replicas") == 1
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"})
+def test_least_lagged__a_scope_that_read_the_primary_never_reads_a_stale_replica_after(both_behind: Cluster) -> None:
+    with routing_scope():
+        with use_primary():
+            assert decision() == ("default", "forced")
+        assert decision() == ("default", "no_usable_replica")  # a stale replica would go back in time
+    with routing_scope():
+        assert decision() == ("replica2", "stale")
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "budget", "PRIMARY_READ_BUDGET": 1000})
+def test_least_lagged__never_while_the_primary_is_away(both_behind: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Degraded mode has its own bound (PRIMARY_OUTAGE_MAX_STALENESS_SECONDS): the all-behind
+    policy does not apply, nor does the budget send reads to the absent primary."""
+    with routing_scope():
+        assert decision() == ("default", "budget")
+    snapshot = cache.snapshot()
+    cache.reset()
+    away = PrimaryProbe("default", ok=False, duration=1.0, started=time.monotonic(), error="gone")
+    outage = {**TIGHT, "ALL_BEHIND_POLICY": "budget", "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS": 0}
+    with monkeypatch.context() as patch, override_settings(DBROUTING=outage), routing_scope():
+        patch.setattr(cache, "_ensure_running", lambda: None)  # no prober to replace this snapshot meanwhile
+        cache.latest = Snapshot(snapshot.replicas, away, snapshot.last_good)
+        assert not cache.latest.all_behind(get_config())
+        assert decision() == ("default", "no_usable_replica")
+
+
+def test_budget__a_token_bucket_with_a_bounded_debt(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(router_module, "_monotonic", lambda: clock[0])
+    bucket = router_module._Budget()
+    assert [bucket.take(2.0) for _ in range(3)] == [True, True, False]  # full at first: a second's worth
+    clock[0] += 0.5
+    assert [bucket.take(2.0) for _ in range(2)] == [True, False]  # 2 a second
+    assert all(bucket.take(2.0, debt=True) for _ in range(100))  # a scope on it overdraws...
+    clock[0] += 1.0
+    assert bucket.take(2.0) is False  # ...by a second's worth at most: refilled to 0 after one second
+    clock[0] += 0.5
+    assert bucket.take(2.0) is True
+    assert router_module._Budget().take(0.0) is False  # a budget of 0: never the primary

@@ -145,6 +145,7 @@ def test_admin_status_page__for_staff_linked_from_the_index(staff: Client) -> No
     assert '<strong id="all-behind-policy">primary</strong>' in html  # the policy in force
     assert 'id="all-behind"' not in html  # not applying now: the replicas are within the tolerance
     assert "/admin/dbrouting/policyoverride/" not in html  # a staff member without the permission
+    assert staff.get("/admin/dbrouting/policyoverride/add/").status_code == 403
 
 
 def test_admin_policy_override__a_superuser_sets_it_and_the_probers_follow(staff: Client) -> None:

@@ -5,6 +5,7 @@ reads it with its next probe (within ``CHECK_INTERVAL_SECONDS``)."""
 from __future__ import annotations
 
 import getpass
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,15 @@ from django.utils import timezone
 from dbrouting.conf import ALL_BEHIND_POLICIES, get_config
 from dbrouting.context import use_primary
 from dbrouting.models import PolicyOverride
+
+MAX_MINUTES = 366 * 24 * 60  # a year: longer is a setting's job
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container's user with no name
+        return f"uid {os.getuid()}"
 
 
 class Command(BaseCommand):
@@ -30,20 +40,22 @@ class Command(BaseCommand):
                **options: Any) -> None:  # fmt: skip
         if clear and policy:
             raise CommandError("give a policy or --clear, not both")
-        if minutes is not None and (minutes <= 0 or policy is None):
-            raise CommandError("--minutes needs a policy and a positive number")
+        if minutes is not None and (policy is None or not 0 < minutes <= MAX_MINUTES):
+            raise CommandError(f"--minutes needs a policy and a number of minutes from 0 to {MAX_MINUTES}")
+        config = get_config()
         try:
-            with use_primary(), transaction.atomic():
+            with use_primary(), transaction.atomic(using=config.primary):
                 if clear or policy:
                     PolicyOverride.objects.all().delete()
                 if policy:
                     expires = None if minutes is None else timezone.now() + timedelta(minutes=minutes)
-                    PolicyOverride.objects.create(policy=policy, expires_at=expires, reason=reason[:200],
-                                                  set_by=getpass.getuser())  # fmt: skip
-                current = PolicyOverride.in_force()
+                    PolicyOverride.objects.create(
+                        policy=policy, expires_at=expires, reason=reason[:200], set_by=_user()
+                    )
+                current = PolicyOverride.current()
         except DatabaseError as exc:
             raise CommandError(f"the primary cannot be reached or is not migrated: {str(exc).strip()[:200]}") from exc
-        setting = get_config().all_behind_policy
+        setting = config.all_behind_policy
         if current is None:
             self.stdout.write(f"no override: ALL_BEHIND_POLICY {setting!r} (the setting) is in force")
         else:
