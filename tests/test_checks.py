@@ -86,6 +86,12 @@ def test_checks__strategy_that_cannot_be_imported() -> None:
         ({"CHECK_INTERVAL_SECONDS": "fast"}, "CHECK_INTERVAL_SECONDS"),
         ({"REPLICAS": "replica1"}, "REPLICAS"),
         ({"MAX_STALENESS": 5}, "unknown keys: MAX_STALENESS"),
+        ({"ALL_BEHIND_POLICY": "stale"}, "ALL_BEHIND_POLICY'] must be one of 'primary', 'least_lagged', 'budget'"),
+        (
+            {"MAX_STALENESS_SECONDS": 10, "MAX_STALENESS_HARD_SECONDS": 5},
+            r"MAX_STALENESS_HARD_SECONDS'\] must be a number >= 10",
+        ),
+        ({"PRIMARY_READ_BUDGET": -1}, "PRIMARY_READ_BUDGET"),
     ],
 )
 def test_config__rejects_bad_values_clearly(value: dict, message: str) -> None:
