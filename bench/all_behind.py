@@ -252,10 +252,12 @@ def report(figures: common.Figures, args: Any, load: Load, runs: dict[tuple[str,
     def draw(ax: Any) -> None:
         metrics = [("write p99 calm (ms)", "write_p99_ms_calm"), ("write p99 burst (ms)", "write_p99_ms_burst"),
                    ("read p99 burst (ms)", "read_p99_ms_burst"), ("primary CPU % burst", "primary_cpu_share_burst"),
-                   ("stale reads % burst", "stale_share_burst"), ("catch-up (s)", "catch_up_seconds")]  # fmt: skip
+                   ("stale reads % burst", "stale_share_burst"), ("catch-up (ms)", "catch_up_seconds")]  # fmt: skip
         width = 0.8 / len(POLICIES)
         for i, (policy, color) in enumerate(zip(POLICIES, ("#999", "#369", "#c96"), strict=True)):
-            values = [rows[policy][key] * (100 if "share" in key else 1) for _, key in metrics]
+            values = [
+                rows[policy][key] * (100 if "share" in key else 1000 if "seconds" in key else 1) for _, key in metrics
+            ]
             bars = ax.bar([j + (i - 1) * width for j in range(len(metrics))], values, width, label=policy, color=color)
             ax.bar_label(bars, fmt="%.0f", fontsize=7)
         ax.set_xticks(range(len(metrics)), [label for label, _ in metrics], fontsize=7)
