@@ -213,6 +213,8 @@ class routing_scope(_RoutingBlock):
         outer = state_var.get()
         if outer is not None and state.wrote:
             outer.wrote, outer.pinned = True, outer.pinned or state.pinned
+        if outer is not None and state.stale_seconds is not None:  # X-DB-Stale of the enclosing request
+            outer.stale_seconds = max(outer.stale_seconds or 0.0, state.stale_seconds)
 
 
 class read_after_lsn(_RoutingBlock):

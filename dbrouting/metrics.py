@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from .assessment import FOREIGN, OK, PROMOTED, UNKNOWN, ReplicaHealth
+from .assessment import FOREIGN, LAGGING, OK, PROMOTED, UNKNOWN, ReplicaHealth
 from .conf import ALL_BEHIND_POLICIES, Config
 from .probe import PrimaryProbe
 
@@ -124,4 +124,5 @@ def log_transition(previous: ReplicaHealth, current: ReplicaHealth) -> None:
     elif current.state in (PROMOTED, FOREIGN):
         logger.error("replica %s is %s (%s): no reads go to it", current.alias, current.state, current.reason)
     else:
-        logger.warning("replica %s is %s (%s): no reads go to it", current.alias, current.state, current.reason)
+        what = "no reads within the tolerance go to it" if current.state == LAGGING else "no reads go to it"
+        logger.warning("replica %s is %s (%s): %s", current.alias, current.state, current.reason, what)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.utils import timezone
 
@@ -31,19 +32,25 @@ class PolicyOverride(models.Model):
     reason = models.CharField(max_length=200, blank=True)
     set_by = models.CharField(max_length=150, blank=True)
     set_at = models.DateTimeField(auto_now=True)
+    one = models.BooleanField(default=True, editable=False, unique=True)  # one row, by the database's word too
 
     class Meta:
         db_table = OVERRIDE_TABLE  # the probe reads it by this name (probe.OVERRIDE_SQL)
+        constraints = [models.CheckConstraint(condition=models.Q(one=True), name="dbrouting_one_policy_override")]
         verbose_name = "all-behind policy override"
 
     def __str__(self) -> str:
-        return f"{self.policy!r} until {f'{self.expires_at:%Y-%m-%d %H:%M:%S %Z}' if self.expires_at else 'removed'}"
+        return f"{self.policy} until {f'{self.expires_at:%Y-%m-%d %H:%M:%S %Z}' if self.expires_at else 'removed'}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using):
             type(self).objects.using(using).exclude(pk=self.pk).delete()
             super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            raise ValidationError({"expires_at": "This time has passed: the override would never be in force."})
 
     @property
     def in_force(self) -> bool:

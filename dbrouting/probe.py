@@ -111,8 +111,11 @@ def describe(exc: BaseException) -> str:
     return text[:200]
 
 
-def _query(alias: str, sql: str, config: Config, kept: ProbeConnections) -> dict[str, Any]:
-    row: dict[str, Any] = kept.query(alias, bounded(sql, config.probe_timeout_seconds), lambda: connect(alias, config))
+def _query(
+    alias: str, sql: str, config: Config, kept: ProbeConnections, timeout: float | None = None, keep: bool = False
+) -> dict[str, Any]:
+    timeout = config.probe_timeout_seconds if timeout is None else timeout
+    row: dict[str, Any] = kept.query(alias, bounded(sql, timeout), lambda: connect(alias, config), keep=keep)
     return row
 
 
@@ -148,8 +151,10 @@ def probe_primary(alias: str, config: Config, kept: ProbeConnections) -> Primary
     row["lsn"] = lsn.parse(row["lsn"])
     duration = time.monotonic() - start
     if row.pop("override_readable"):
-        try:
-            override = _query(alias, OVERRIDE_SQL, config, kept)
+        try:  # a short statement of its own, on the same connection (kept whatever happens)
+            if duration > config.probe_timeout_seconds / 2:
+                raise TimeoutError("no time left in the primary's probe")
+            override = _query(alias, OVERRIDE_SQL, config, kept, min(0.2, config.probe_timeout_seconds / 4), keep=True)
         except Exception as exc:  # a lock, a timeout: the primary answered all the same
             row["policy_error"] = describe(exc)
         else:

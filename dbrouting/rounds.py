@@ -95,11 +95,12 @@ class Probes:
 
 def _override_kept(result: probe.PrimaryProbe, last_good: probe.PrimaryProbe | None) -> probe.PrimaryProbe:
     """An operator's override that could not be read this time (a lock, a timeout) stays as last
-    read; the failure is logged when it begins."""
+    read (never read yet: "primary", the safe side); the failure is logged when it begins."""
     if not result.ok or result.policy_error is None:
         return result
     if last_good is None or last_good.policy_error is None:
         logger.warning("dbrouting: the all-behind policy override is unreadable (%s); the last one read holds",
                        result.policy_error)  # fmt: skip
-    kept = last_good or result
-    return replace(result, policy=kept.policy, policy_until=kept.policy_until)
+    if last_good is None:
+        return replace(result, policy="primary", policy_until=None)
+    return replace(result, policy=last_good.policy, policy_until=last_good.policy_until)

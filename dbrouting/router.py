@@ -179,7 +179,7 @@ def _all_behind(
         else blocks.policy or ("primary" if blocks.staleness is not None else operator or config.all_behind_policy)
     )  # fmt: skip
     scoped = state.reads is not None  # (a routing scope's, not a thread's own state)
-    read_primary = scoped and any(alias == config.primary for alias, _ in state.reads or ())
+    read_primary = scoped and (state.wrote or any(alias == config.primary for alias, _ in state.reads or ()))
     if policy == "primary" or not snapshot.primary_up or read_primary:
         return None
     now, hard = _monotonic(), config.max_staleness_hard_seconds

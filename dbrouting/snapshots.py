@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from .assessment import DOWN, ReplicaHealth, Snapshot
+from .conf import ALL_BEHIND_POLICIES
 from .probe import PrimaryProbe
 
 SCHEMA = 2  # of the file; part of the plane's key, so that two versions never share a plane
@@ -80,6 +81,8 @@ def decode(data: bytes) -> Snapshot | None:
         primary, last_good = (
             None if p is None else _typed(PrimaryProbe, p) for p in (raw["primary"], raw["last_good"])
         )
+        if any(p is not None and p.policy not in (None, *ALL_BEHIND_POLICIES) for p in (primary, last_good)):
+            return None
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
     return Snapshot(replicas, primary, last_good)

@@ -71,6 +71,14 @@ def with_rows(cursor: psycopg.Cursor[Any]) -> psycopg.Cursor[Any]:
     return cursor
 
 
+def _rolled_back(conn: psycopg.Connection[Any]) -> bool:
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        return False
+    return True
+
+
 @dataclass
 class _Kept:
     conn: psycopg.Connection[Any]
@@ -100,7 +108,10 @@ class ProbeConnections:
         self._idle: dict[str, _Kept] = {}
         self._busy: dict[str, _Kept] = {}
 
-    def query(self, alias: str, sql: str, connect: Callable[[], psycopg.Connection[Any]]) -> Any:
+    def query(self, alias: str, sql: str, connect: Callable[[], psycopg.Connection[Any]], keep: bool = False) -> Any:
+        """The first row of ``sql`` on ``alias``'s kept connection (one retry on a new one if it went
+        away). With ``keep``, an error the server answered (a lock or statement timeout) rolls back
+        and keeps the connection, with no retry: a second statement after a probe that succeeded."""
         with self._lock:
             kept = self._idle.pop(alias, None)
         if kept is not None and (
@@ -110,29 +121,40 @@ class ProbeConnections:
             kept = None
         if kept is not None:
             try:
-                return self._ask(alias, kept, sql)
+                return self._ask(alias, kept, sql, keep)
             except psycopg.OperationalError:
-                pass  # it went away since the last round (a restart): ask once on a new one
+                if keep:
+                    raise
+                # it went away since the last round (a restart): ask once on a new one
         conn = connect()
         return self._ask(alias, _Kept(conn, duplicate_socket(conn), time.monotonic()), sql)
 
-    def _ask(self, alias: str, kept: _Kept, sql: str) -> Any:
+    def _ask(self, alias: str, kept: _Kept, sql: str, keep: bool = False) -> Any:
         with self._lock:
             self._busy[alias] = kept
         try:
             row = with_rows(kept.conn.execute(sql)).fetchone()
+        except psycopg.Error:
+            if keep and not kept.conn.broken and _rolled_back(kept.conn):
+                self._release(alias, kept)
+            else:
+                kept.discard()
+            raise
         except BaseException:
             kept.discard()
             raise
         finally:
             with self._lock:
                 self._busy.pop(alias, None)
-        with self._lock:
-            old, self._idle[alias] = self._idle.get(alias), kept
-        if old is not None:
-            old.discard()
+        self._release(alias, kept)
         assert row is not None
         return row  # as the connection's row factory makes it
+
+    def _release(self, alias: str, kept: _Kept) -> None:
+        with self._lock:
+            old, self._idle[alias] = self._idle.get(alias), kept
+        if old is not None and old is not kept:
+            old.discard()
 
     def abort(self, alias: str) -> None:
         """Cut the connection a hung probe of ``alias`` waits on: the probe fails at once."""

@@ -8,6 +8,7 @@ command, the page, the gauge and the router cannot disagree. The primary's
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,7 @@ class StatusReport:
     max_staleness_seconds: float | None
     all_behind_policy: str | None = None  # in force: the setting, or an operator's override
     all_behind: bool | None = None  # no replica within the tolerance while the primary answers
+    all_behind_override: bool = False  # the policy is an operator's (manage.py replica_policy)
     nodes: list[NodeStatus] = field(default_factory=list)
     replication: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -76,7 +78,13 @@ def measure(fresh: bool = True, replication: bool = True) -> StatusReport:
         snapshot = fresh_snapshot(config) if fresh else cache.snapshot()
     except TimeoutError as exc:
         return StatusReport(now, config.max_staleness_seconds, errors=[f"health cache: {exc}"], exit_code=EXIT_BROKEN)
-    report = StatusReport(now, config.max_staleness_seconds, snapshot.policy(config), snapshot.all_behind(config))
+    report = StatusReport(now, config.max_staleness_seconds, snapshot.policy(config), snapshot.all_behind(config),
+                          snapshot.override() is not None)  # fmt: skip
+    if report.all_behind:
+        report.errors.append(_all_behind_line(snapshot, config))
+    if snapshot.last_good is not None and snapshot.last_good.policy_error is not None:
+        report.errors.append(f"all-behind policy override unreadable ({snapshot.last_good.policy_error}): "
+                             "the last one read holds")  # fmt: skip
     primary = snapshot.primary
     primary_ok = primary is not None and primary.ok
     why = "not probed yet" if primary is None else primary.error
@@ -98,6 +106,18 @@ def measure(fresh: bool = True, replication: bool = True) -> StatusReport:
             report.errors.append(f"{alias} at {node.address}: {node.state} ({node.why})")
             report.exit_code = max(report.exit_code, EXIT_DEGRADED)
     return report
+
+
+def _all_behind_line(snapshot: Snapshot, config: Config) -> str:
+    """What reads do now that every replica up is past the tolerance."""
+    policy, hard, now = snapshot.policy(config), config.max_staleness_hard_seconds, time.monotonic()
+    start = f"every replica is past the tolerance ({config.max_staleness_seconds:g} s): "
+    if policy == "primary":
+        return start + "reads on the primary (the 'primary' policy)"
+    serving = [a for a, h in snapshot.replicas.items() if h.usable(hard, None, config.stall_limit, now)]
+    if not serving:
+        return start + f"and past the hard ceiling ({hard:g} s): reads on the primary"
+    return start + f"stale reads from {', '.join(serving)}, up to {hard:g} s (the {policy!r} policy)"
 
 
 def _replication(config: Config, report: StatusReport) -> list[dict[str, Any]]:

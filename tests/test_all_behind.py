@@ -4,6 +4,7 @@ reaches the router through the primary's probe."""
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import time
@@ -23,6 +24,7 @@ from dbrouting.conf import get_config
 from dbrouting.context import read_after_lsn
 from dbrouting.health import cache
 from dbrouting.probe import PrimaryProbe
+from dbrouting.router import decide
 from dbrouting.status import measure
 from gists.models import Gist
 
@@ -80,6 +82,8 @@ def test_least_lagged__reads_the_least_lagged_replica_marked_stale_then_the_prim
             assert decision() == ("default", "no_usable_replica")
             assert served_by() == "default"
         assert "X-DB-Stale" not in client.get("/api/gists/")
+        report = measure(fresh=False, replication=False)
+        assert any("past the hard ceiling (2 s): reads on the primary" in line for line in report.errors), report.errors
 
 
 @override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"})
@@ -182,8 +186,16 @@ def test_operator_override__reaches_the_router_gauge_and_status_through_the_prim
     assert REGISTRY.get_sample_value("dbrouting_all_behind_policy", {"policy": "least_lagged"}) == 1.0
     assert REGISTRY.get_sample_value("dbrouting_all_behind_policy", {"policy": "primary"}) == 0.0
     report = measure(fresh=False, replication=False)
-    assert (report.all_behind_policy, report.all_behind) == ("least_lagged", True)
+    assert (report.all_behind_policy, report.all_behind, report.all_behind_override) == ("least_lagged", True, True)
+    assert any("stale reads from replica1, replica2" in line for line in report.errors), report.errors
     wait_until(lambda: "all-behind policy now 'least_lagged'" in caplog.text, what="the change logged")
+    # An operator's "primary" stops stale reads everywhere, a view's when_all_behind() included.
+    with routing_scope(), when_all_behind("least_lagged"):
+        assert decision() == ("replica2", "stale")
+    call_command("replica_policy", "primary", stdout=io.StringIO())
+    wait_until(lambda: cache.snapshot().override() == "primary", what="the operator's primary probed")
+    with routing_scope(), when_all_behind("least_lagged"):
+        assert decision() == ("default", "no_usable_replica")
     call_command("replica_policy", "--clear", stdout=io.StringIO())
     wait_until(lambda: cache.snapshot().policy(get_config()) == "primary", what="the override gone")
     with routing_scope():
@@ -217,6 +229,19 @@ def test_least_lagged__a_scope_that_read_the_primary_never_reads_a_stale_replica
         assert decision() == ("default", "no_usable_replica")  # a stale replica would go back in time
     with routing_scope():
         assert decision() == ("replica2", "stale")
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged", "PIN_AFTER_WRITE": False})
+def test_least_lagged__a_scope_that_wrote_never_reads_a_stale_replica_even_unpinned(both_behind: Cluster) -> None:
+    with routing_scope():
+        Gist.objects.create(title="a write", content="c", latitude=0, longitude=0)
+        assert decision() == ("default", "no_usable_replica")
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "budget", "PRIMARY_READ_BUDGET": 1000})
+def test_budget__outside_a_routing_scope_is_not_used(both_behind: Cluster) -> None:
+    """A thread's own state never ends: no scope to keep on the primary, so no budget."""
+    assert contextvars.Context().run(decide) == "replica2"  # stale; the budget would have said the primary
 
 
 @override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "budget", "PRIMARY_READ_BUDGET": 1000})

@@ -243,3 +243,22 @@ def test_staleness__grows_after_a_lagging_probe_and_usable_holds_exactly_while_w
     assert fit(health, 3.6, now=at + 1.5) is True
     [caught_up] = run([(replica(replay=1000), primary(lsn=1000))])
     assert caught_up.staleness((caught_up.measured_at or 0.0) + 100) == 0.0  # caught up: an idle primary ages nothing
+
+
+def test_all_behind__only_while_a_replica_is_up_and_the_primary_answers() -> None:
+    lagging = ReplicaHealth("r", state="lagging", available=True, lag_seconds=9.0, window_lag_seconds=9.0,
+                            measured_at=time.monotonic())  # fmt: skip
+    down = ReplicaHealth("r", state="down", available=False)
+    up = primary()
+    assert Snapshot({"r": lagging}, up, up).all_behind(CONFIG) is True
+    assert Snapshot({"r": down}, up, up).all_behind(CONFIG) is False  # every replica down: nothing to degrade to
+    away = primary(ok=False)
+    assert Snapshot({"r": lagging}, away, up).all_behind(CONFIG) is False  # degraded mode has its own rules
+
+
+def test_override__expires_on_this_host_too_while_the_primary_is_away() -> None:
+    told = dataclasses.replace(primary(), policy="least_lagged", policy_until=time.time() + 60)
+    assert Snapshot({}, primary(ok=False), told).policy(CONFIG) == "least_lagged"
+    expired = dataclasses.replace(told, policy_until=time.time() - 1)
+    assert Snapshot({}, primary(ok=False), expired).override() is None
+    assert Snapshot({}, primary(ok=False), expired).policy(CONFIG) == "primary"

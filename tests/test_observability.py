@@ -160,6 +160,13 @@ def test_admin_policy_override__a_superuser_sets_it_and_the_probers_follow(staff
         response = root.post("/admin/dbrouting/policyoverride/add/", {"policy": "least_lagged", "reason": "backfill"})
         assert response.status_code == 302, response.content.decode()[:500]
         assert PolicyOverride.objects.using("default").get().set_by == "root"
+        past = {"policy": "primary", "expires_at_0": "2000-01-01", "expires_at_1": "00:00:00"}
+        refused = root.post("/admin/dbrouting/policyoverride/add/", past)
+        assert refused.status_code == 200
+        assert "This time has passed" in refused.content.decode()
+        again = root.post("/admin/dbrouting/policyoverride/add/", {"policy": "least_lagged", "reason": "again"})
+        assert again.status_code == 302
+        assert [o.reason for o in PolicyOverride.objects.using("default").all()] == ["again"]  # one at a time
         wait_until(lambda: cache.snapshot().policy(get_config()) == "least_lagged", what="the override probed")
         page = root.get("/admin/dbrouting/replicastatus/").content.decode()
         assert '<strong id="all-behind-policy">least_lagged</strong>' in page

@@ -36,7 +36,7 @@ def run(*args: str) -> str:
 def test_show_set_replace_and_clear() -> None:
     assert run() == "no override: ALL_BEHIND_POLICY 'primary' (the setting) is in force\n"
     out = run("least_lagged", "--minutes", "30", "--reason", "backfill")
-    assert out.startswith("override 'least_lagged' until 20"), out
+    assert out.startswith("operator's override in force: least_lagged until 20"), out
     assert "backfill" in out
     assert out.endswith("the setting is 'primary'\n")
     run("budget")  # replaces it: one override at a time
@@ -55,6 +55,8 @@ def test_show_set_replace_and_clear() -> None:
         (("primary", "--minutes", "0"), "--minutes needs a policy"),
         (("primary", "--minutes", "nan"), "--minutes needs a policy"),
         (("primary", "--minutes", "inf"), "--minutes needs a policy"),
+        (("--reason", "why"), "--reason needs a policy"),
+        (("primary", "--reason", "x" * 201), "--reason is at most 200 characters, not 201"),
     ],
 )
 def test_refuses_bad_input(args: tuple[str, ...], message: str) -> None:
@@ -70,6 +72,7 @@ def test_primary_unreachable__one_line_no_traceback_no_password() -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("CommandError: the primary cannot be reached"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "gists-dev-password" not in proc.stderr + proc.stdout
 
 
@@ -86,7 +89,12 @@ def test_probe__a_locked_table_leaves_the_primary_up_and_the_last_override_holds
     caplog.set_level(logging.WARNING, logger="dbrouting")
     run("least_lagged")
     wait_until(lambda: cache.snapshot().override() == "least_lagged", what="the override probed")
-    with psycopg.connect(**probe.connection_params("default", 2)) as conn:  # a transaction, as DDL takes
+    sessions = (
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'dbrouting-probe' AND datname = current_database()"
+    )
+    ours = {**probe.connection_params("default", 2), "application_name": "test-locker"}
+    with psycopg.connect(**ours) as conn:  # a transaction, as DDL takes
+        before = {pid for (pid,) in conn.execute(sessions).fetchall()}
         conn.execute(f"LOCK TABLE {PolicyOverride._meta.db_table} IN ACCESS EXCLUSIVE MODE")
         wait_until(
             lambda: getattr(cache.snapshot().last_good, "policy_error", None) is not None, what="a probe met the lock"
@@ -96,6 +104,10 @@ def test_probe__a_locked_table_leaves_the_primary_up_and_the_last_override_holds
         assert snapshot.primary_up  # the primary answered its probe: only the override was out of reach
         assert "lock" in (snapshot.primary.policy_error or "")  # type: ignore[union-attr]
         assert snapshot.override() == "least_lagged"  # the last one read holds
+        assert not snapshot.primary.timed_out  # type: ignore[union-attr]
+        with psycopg.connect(autocommit=True, **ours) as other:
+            during = {pid for (pid,) in other.execute(sessions).fetchall()}
+        assert during == before  # the probe's connection is kept: no new session a round
     wait_until(lambda: cache.snapshot().primary.policy_error is None, what="read again")  # type: ignore[union-attr]
     assert caplog.text.count("override is unreadable") == 1
     assert connections["default"].settings_dict["PASSWORD"] not in caplog.text

@@ -65,8 +65,12 @@ def test_healthy__json_schema() -> None:
     assert report["exit_code"] == 0
     assert report["errors"] == []
     assert set(report) == {"schema", "checked_at", "max_staleness_seconds", "nodes", "replication", "errors",
-                           "exit_code", "all_behind_policy", "all_behind"}  # fmt: skip
-    assert (report["all_behind_policy"], report["all_behind"]) == ("primary", False)
+                           "exit_code", "all_behind_policy", "all_behind", "all_behind_override"}  # fmt: skip
+    assert (report["all_behind_policy"], report["all_behind"], report["all_behind_override"]) == (
+        "primary",
+        False,
+        False,
+    )
     node = nodes(proc)["replica1"]
     assert set(node) == {"alias", "address", "role", "reachable", "receiving", "replay_lsn", "lag_bytes",
                          "lag_seconds", "usable", "state", "why"}  # fmt: skip

@@ -10,14 +10,16 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from dbrouting.conf import ALL_BEHIND_POLICIES, get_config
 from dbrouting.context import use_primary
 from dbrouting.models import PolicyOverride
+from dbrouting.probe import describe
 
 MAX_MINUTES = 366 * 24 * 60  # a year: longer is a setting's job
+REASON_LENGTH = PolicyOverride._meta.get_field("reason").max_length or 200
 
 
 def _user() -> str:
@@ -40,8 +42,12 @@ class Command(BaseCommand):
                **options: Any) -> None:  # fmt: skip
         if clear and policy:
             raise CommandError("give a policy or --clear, not both")
+        if reason and policy is None:
+            raise CommandError("--reason needs a policy")
+        if len(reason) > REASON_LENGTH:
+            raise CommandError(f"--reason is at most {REASON_LENGTH} characters, not {len(reason)}")
         if minutes is not None and (policy is None or not 0 < minutes <= MAX_MINUTES):
-            raise CommandError(f"--minutes needs a policy and a number of minutes from 0 to {MAX_MINUTES}")
+            raise CommandError(f"--minutes needs a policy and a number of minutes above 0, at most {MAX_MINUTES}")
         config = get_config()
         try:
             with use_primary(), transaction.atomic(using=config.primary):
@@ -49,15 +55,15 @@ class Command(BaseCommand):
                     PolicyOverride.objects.all().delete()
                 if policy:
                     expires = None if minutes is None else timezone.now() + timedelta(minutes=minutes)
-                    PolicyOverride.objects.create(
-                        policy=policy, expires_at=expires, reason=reason[:200], set_by=_user()
-                    )
+                    PolicyOverride.objects.create(policy=policy, expires_at=expires, reason=reason, set_by=_user())
                 current = PolicyOverride.current()
+        except IntegrityError as exc:  # two operators at once: one override only
+            raise CommandError("another override was set at the same moment: run the command again") from exc
         except DatabaseError as exc:
-            raise CommandError(f"the primary cannot be reached or is not migrated: {str(exc).strip()[:200]}") from exc
+            raise CommandError(f"the primary cannot be reached or is not migrated: {describe(exc)}") from exc
         setting = config.all_behind_policy
         if current is None:
             self.stdout.write(f"no override: ALL_BEHIND_POLICY {setting!r} (the setting) is in force")
         else:
             why = f"set by {current.set_by or '?'}" + (f": {current.reason}" if current.reason else "")
-            self.stdout.write(f"override {current} in force ({why}); the setting is {setting!r}")
+            self.stdout.write(f"operator's override in force: {current} ({why}); the setting is {setting!r}")
