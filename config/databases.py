@@ -69,7 +69,7 @@ def parse_database_url(variable: str, url: str) -> dict[str, Any]:
     return config
 
 
-def env_number(env: environ.Env, name: str, default: float, cast: type[int] | type[float] = int) -> Any:
+def env_number(env: environ.Env, name: str, default: float | None, cast: type[int] | type[float] = int) -> Any:
     """A numeric variable, or ImproperlyConfigured naming it (django-environ would raise ValueError)."""
     raw = env.str(name, default="")
     if raw.strip() == "":

@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     # responses marked stale), or "budget" (the primary takes PRIMARY_READ_BUDGET reads a second
     # per process, the rest as "least_lagged"). Operators override it at run time (replica_policy).
     "ALL_BEHIND_POLICY": "primary",
-    "MAX_STALENESS_HARD_SECONDS": 60.0,
+    "MAX_STALENESS_HARD_SECONDS": None,  # None: 60 s, or MAX_STALENESS_SECONDS if that is more
     "PRIMARY_READ_BUDGET": 50.0,
     # A replica further behind the primary than this many bytes of WAL gets no reads (None: off).
     "MAX_LAG_BYTES": 64 * 1024 * 1024,
@@ -135,6 +135,12 @@ def _choice(merged: dict[str, Any], name: str, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _hard_ceiling(merged: dict[str, Any]) -> float:
+    tolerance = float(_number(merged, "MAX_STALENESS_SECONDS", minimum=0))
+    hard = _number(merged, "MAX_STALENESS_HARD_SECONDS", minimum=tolerance, allow_none=True)
+    return max(60.0, tolerance) if hard is None else float(hard)
+
+
 def _unbounded(merged: dict[str, Any], name: str) -> float:
     """A number of seconds, or None for no bound (infinity)."""
     value = _number(merged, name, minimum=0, allow_none=True)
@@ -167,9 +173,7 @@ def get_config() -> Config:
         max_staleness_seconds=float(_number(merged, "MAX_STALENESS_SECONDS", minimum=0)),
         primary_outage_max_staleness_seconds=_unbounded(merged, "PRIMARY_OUTAGE_MAX_STALENESS_SECONDS"),
         all_behind_policy=_choice(merged, "ALL_BEHIND_POLICY", ALL_BEHIND_POLICIES),
-        max_staleness_hard_seconds=float(
-            _number(merged, "MAX_STALENESS_HARD_SECONDS", minimum=_number(merged, "MAX_STALENESS_SECONDS", minimum=0))
-        ),
+        max_staleness_hard_seconds=_hard_ceiling(merged),
         primary_read_budget=float(_number(merged, "PRIMARY_READ_BUDGET", minimum=0)),
         max_lag_bytes=_number(merged, "MAX_LAG_BYTES", minimum=0, allow_none=True),
         check_interval_seconds=float(_number(merged, "CHECK_INTERVAL_SECONDS", minimum=0.01)),

@@ -84,7 +84,7 @@ def test_post_then_get__both_paused_reads_the_primary_until_one_resumes(replay_c
         assert read(client, gist_id) == (200, "default")
     resume_replay(replay_control, "replica2")
     wait_until(lambda: replayed("replica2", token_lsn(client)), what="replica2 replays the write")
-    cache.wait_for_rounds(1)
+    assert cache.wait_for_rounds(1)
     assert read(client, gist_id) == (200, "replica2")
 
 
@@ -123,7 +123,7 @@ def test_causal_token_and_read_after__outside_requests(replay_control: Cluster) 
         token = causal_token()
     with routing_scope(), read_after(token):  # the task, in another scope
         wait_until(lambda: replayed("replica2", CausalToken.decode(token).lsn))
-        cache.wait_for_rounds(1)
+        assert cache.wait_for_rounds(1)
         assert {served_by() for _ in range(6)} == {"replica2"}
         assert Gist.objects.filter(title="for the task").exists()
     pause_replay(replay_control, "replica2")

@@ -92,6 +92,7 @@ def test_checks__strategy_that_cannot_be_imported() -> None:
             r"MAX_STALENESS_HARD_SECONDS'\] must be a number >= 10",
         ),
         ({"PRIMARY_READ_BUDGET": -1}, "PRIMARY_READ_BUDGET"),
+        ({"MAX_STALENESS_HARD_SECONDS": "1m"}, "MAX_STALENESS_HARD_SECONDS"),
     ],
 )
 def test_config__rejects_bad_values_clearly(value: dict, message: str) -> None:
@@ -149,3 +150,12 @@ def test_serious__lists_errors_for_replica_status_not_warnings() -> None:
     assert serious() == []
     with override_settings(DATABASE_ROUTERS=[]):
         assert [line.split(":")[0] for line in serious()] == ["dbrouting.E001"]
+
+
+def test_config__the_hard_ceiling_follows_a_larger_tolerance_unless_set() -> None:
+    with override_settings(DBROUTING={"MAX_STALENESS_SECONDS": 120}):
+        assert get_config().max_staleness_hard_seconds == 120.0
+    with override_settings(DBROUTING={}):
+        assert get_config().max_staleness_hard_seconds == 60.0
+    with override_settings(DBROUTING={"MAX_STALENESS_SECONDS": 1, "MAX_STALENESS_HARD_SECONDS": 30}):
+        assert get_config().max_staleness_hard_seconds == 30.0

@@ -105,7 +105,7 @@ def fork_a_child() -> tuple[bool, list[str], int, int, int, list[str] | None, li
 
 
 def test_fork__the_child_follows_the_parents_probes_with_a_thread_of_its_own() -> None:
-    cache.wait_for_rounds(1)
+    assert cache.wait_for_rounds(1)
     assert cache._plane is not None
     assert "prober" in cache._plane._held  # this process probes for the host
     ok, states, rounds_at_fork, child_rounds, connections_held, held, inherited = fork_a_child()
@@ -120,7 +120,7 @@ def test_fork__the_child_follows_the_parents_probes_with_a_thread_of_its_own() -
 
 def test_fork__with_probe_scope_process_the_child_probes_on_its_own() -> None:
     with override_settings(DBROUTING={**settings.DBROUTING, "PROBE_SCOPE": "process"}):
-        cache.wait_for_rounds(2)
+        assert cache.wait_for_rounds(2)
         ok, states, rounds_at_fork, child_rounds, connections_held, held, _ = fork_a_child()
     assert ok
     assert states == ["ok", "ok"]

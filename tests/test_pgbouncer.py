@@ -39,7 +39,7 @@ def test_the_nodes_are_reached_through_pgbouncer() -> None:
 def test_every_replica_is_probed_usable_and_serves_reads() -> None:
     make_many([(1.0, 1.0)])
     wait_for_replicas()
-    cache.wait_for_rounds(get_config().rejoin_after_checks + 1)
+    assert cache.wait_for_rounds(get_config().rejoin_after_checks + 1)
     assert {alias: h.state for alias, h in replica_health().items()} == {"replica1": "ok", "replica2": "ok"}
     assert set(served_by_each(20)) == {"replica1", "replica2"}
     assert all(connections[a].settings_dict["DISABLE_SERVER_SIDE_CURSORS"] for a in connections)

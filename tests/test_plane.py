@@ -198,7 +198,7 @@ def test_lock__a_follower_trying_every_turn_keeps_no_descriptor(runtime_dir: Pat
 
 
 def test_snapshot__the_same_after_a_trip_through_the_file(runtime_dir: Path) -> None:
-    cache.wait_for_rounds(2)
+    assert cache.wait_for_rounds(2)
     snapshot = cache.latest
     decoded = snapshots.decode(snapshots.encode(snapshot))
     assert decoded is not None
@@ -222,7 +222,7 @@ def test_snapshot__the_same_after_a_trip_through_the_file(runtime_dir: Path) -> 
     ],
 )
 def test_snapshot__a_file_that_is_not_exactly_ours_is_never_trusted(spoil: object) -> None:
-    cache.wait_for_rounds(2)
+    assert cache.wait_for_rounds(2)
     raw = json.loads(snapshots.encode(cache.latest))
     assert snapshots.decode(json.dumps(raw).encode()) is not None
     spoil(raw)  # type: ignore[operator]
@@ -240,19 +240,19 @@ def test_runtime_dir__removed_under_the_prober__requests_never_see_it_and_it_pro
         cache.mark_down("replica1", "a request saw it fail")  # publishes into a folder that is gone: no error
         wait_until(lambda: cache._plane is None, what="the plane dropped")
         rounds = cache.rounds
-        cache.wait_for_rounds(3)  # probing alone meanwhile
+        assert cache.wait_for_rounds(3)  # probing alone meanwhile
         assert cache.rounds >= rounds + 3
         wait_until(lambda: {h.state for h in replica_health().values()} == {"ok"}, what="replicas usable")
     cache.reset()
 
 
 def test_merge__a_mark_down_wins_only_over_what_was_measured_before_it() -> None:
-    cache.wait_for_rounds(2)
+    assert cache.wait_for_rounds(2)
     measured = cache.latest
     down = Snapshot({**measured.replicas, "replica1": marked_down(measured.replicas["replica1"], "failed")},
                     measured.primary, measured.last_good)  # fmt: skip
     assert snapshots.merge(measured, down).replicas["replica1"].state == DOWN  # a probe begun before it
-    cache.wait_for_rounds(2)
+    assert cache.wait_for_rounds(2)
     later = cache.latest  # probes begun after the mark-down
     assert snapshots.merge(later, down).replicas["replica1"].state == "ok"
     assert snapshots.merge(down, later).replicas["replica2"] == down.replicas["replica2"]  # the rest is the base's
@@ -270,7 +270,7 @@ def test_runtime_dir__an_open_folder_is_refused_and_the_process_probes_alone(tmp
     assert raised.value.check_id == "dbrouting.W005"
     with override_settings(DBROUTING={**get_config_dict(), "RUNTIME_DIR": str(open_dir)}):
         cache.reset()
-        cache.wait_for_rounds(2)  # probes on its own instead: never left without health
+        assert cache.wait_for_rounds(2)  # probes on its own instead: never left without health
         assert cache._plane is None
         assert {h.state for h in replica_health().values()} == {"ok"}
     cache.reset()

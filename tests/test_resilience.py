@@ -65,7 +65,7 @@ def test_replica_of_another_cluster__is_refused_and_logged(
     with override_settings(DBROUTING={"REPLICAS": ["replica1", "replica2", "stranger"]}):
         cache.reset()
         wait_until(lambda: replica_health().get("stranger") is not None and replica_health()["stranger"].checked_at)
-        cache.wait_for_rounds(2)
+        assert cache.wait_for_rounds(2)
         assert replica_health()["stranger"].state == "foreign"
         assert "stranger" not in {served_by() for _ in range(9)}
     assert any("stranger is foreign (not a standby of this primary" in r.getMessage() for r in caplog.records)
@@ -79,7 +79,7 @@ def test_replica_unreachable__reads_go_elsewhere_and_it_is_logged_once(
     caplog.set_level(logging.WARNING, logger="dbrouting")
     with override_settings(DBROUTING={"REPLICAS": ["unreachable", "replica2"]}):
         cache.reset()
-        cache.wait_for_rounds(4)
+        assert cache.wait_for_rounds(4)
         assert replica_health()["unreachable"].state == "down"
         assert {served_by() for _ in range(6)} == {"replica2"}
         response = Client().get(f"/api/gists/{Gist.objects.using('default').first().gist_id}/")

@@ -82,7 +82,7 @@ DBROUTING = {
     # When every replica is behind: "primary", "least_lagged" or "budget" (README); operators
     # override it at run time with `manage.py replica_policy`.
     "ALL_BEHIND_POLICY": env.str("DBROUTING_ALL_BEHIND_POLICY", default="primary"),
-    "MAX_STALENESS_HARD_SECONDS": env_number(env, "DBROUTING_MAX_STALENESS_HARD_SECONDS", 60.0, float),
+    "MAX_STALENESS_HARD_SECONDS": env_number(env, "DBROUTING_MAX_STALENESS_HARD_SECONDS", None, float),
     "PRIMARY_READ_BUDGET": env_number(env, "DBROUTING_PRIMARY_READ_BUDGET", 50.0, float),
     # Outside DEBUG, /metrics answers only these networks (Prometheus' scraper).
     "METRICS_ALLOWED_NETWORKS": env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]),
