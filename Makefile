@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SEED_COUNT ?= 10000
 
-.PHONY: run test chaos bench bench-deps venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest pytest-pgbouncer terraform-test
+.PHONY: run test chaos bench bench-deps mutate venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest pytest-pgbouncer terraform-test
 
 run: seed  ## serve the app on 127.0.0.1:$(PORT) against the local primary and replicas
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
@@ -74,3 +74,9 @@ chaos: venv cluster-up  ## faults under load at full size, and the fuzzing; the 
 		CHAOS_PRIMARY_HOLD=$${CHAOS_PRIMARY_HOLD:-30} \
 		CHAOS_TOTALS_FILE=.pgdata/chaos-totals.txt $(VENV)/bin/pytest -m "chaos or fuzz" -p no:randomly -q; \
 		status=$$?; cat .pgdata/chaos-totals.txt 2>/dev/null; exit $$status
+
+mutate: venv  ## mutation testing (mutmut) of the modules whose tests need no cluster: prints the score
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2 > /dev/null
+	$(VENV)/bin/mutmut export-cicd-stats > /dev/null
+	$(PY) scripts/mutation_score.py

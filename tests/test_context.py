@@ -7,8 +7,8 @@ import threading
 import pytest
 from asgiref.sync import async_to_sync, markcoroutinefunction
 
-from dbrouting import max_staleness, use_primary
-from dbrouting.context import blocks_var
+from dbrouting import max_staleness, routing_scope, use_primary, when_all_behind
+from dbrouting.context import NO_BLOCKS, blocks_var, current_state, read_after_lsn
 
 
 def is_forced() -> bool:
@@ -112,3 +112,46 @@ def test_nested_scope__hands_its_writes_on_to_the_enclosing_scope() -> None:
             current_state().wrote = current_state().pinned = True
         assert outer.wrote
         assert outer.pinned
+
+
+def test_read_after_lsn__the_highest_position_wins_and_none_asks_nothing() -> None:
+    with read_after_lsn(5):
+        assert blocks_var.get().read_after == 5
+        with read_after_lsn(3):
+            assert blocks_var.get().read_after == 5
+        with read_after_lsn(None):
+            assert blocks_var.get().read_after == 5
+        with read_after_lsn(9):
+            assert blocks_var.get().read_after == 9
+        assert blocks_var.get().read_after == 5
+    assert blocks_var.get() is NO_BLOCKS
+    with read_after_lsn(None):
+        assert blocks_var.get() is NO_BLOCKS
+
+
+def test_when_all_behind__validates_nests_and_max_staleness_starts_without_it() -> None:
+    for bad in ("stale", "", "PRIMARY", None):
+        with pytest.raises(ValueError, match="when_all_behind"):
+            when_all_behind(bad)  # type: ignore[arg-type]
+    with when_all_behind("budget"):
+        assert blocks_var.get().policy == "budget"
+        with max_staleness(1):  # a helper's promise of freshness: the enclosing policy does not reach it
+            assert (blocks_var.get().staleness, blocks_var.get().policy) == (1.0, None)
+            with when_all_behind("least_lagged"):
+                assert (blocks_var.get().staleness, blocks_var.get().policy) == (1.0, "least_lagged")
+        assert (blocks_var.get().staleness, blocks_var.get().policy) == (None, "budget")
+    assert blocks_var.get() is NO_BLOCKS
+
+
+def test_nested_scope__hands_the_largest_staleness_served_on() -> None:
+    with routing_scope():
+        outer = current_state()
+        with routing_scope():
+            current_state().stale_seconds = 7.5
+        assert outer.stale_seconds == 7.5
+        with routing_scope():
+            current_state().stale_seconds = 3.0
+        assert outer.stale_seconds == 7.5
+        with routing_scope():
+            pass
+        assert outer.stale_seconds == 7.5
