@@ -262,3 +262,60 @@ def test_override__expires_on_this_host_too_while_the_primary_is_away() -> None:
     expired = dataclasses.replace(told, policy_until=time.time() - 1)
     assert Snapshot({}, primary(ok=False), expired).override() is None
     assert Snapshot({}, primary(ok=False), expired).policy(CONFIG) == "primary"
+
+
+def test_assess__a_replica_that_cannot_serve_keeps_what_was_known_and_says_why() -> None:
+    [known] = run([(replica(replay=1000), primary(lsn=1000))])
+    known = dataclasses.replace(known, skew=0.25, marked_down_at=42.0)
+    failed = ReplicaProbe("r", ok=False, duration=0.3, started=time.monotonic(), timed_out=True, error="timeout")
+    down = assess(known, failed, primary(lsn=1100), CONFIG, None)
+    assert (down.alias, down.state, down.reason, down.in_recovery, down.available) == (
+        "r",
+        "down",
+        "timeout",
+        None,
+        False,
+    )
+    assert down.replay_lsn == 1000  # the last known position, when it cannot be asked
+    assert (down.skew, down.marked_down_at, down.ever_left) == (0.25, 42.0, True)
+    assert (down.measured_at, down.probe_seconds, down.hung) == (failed.started, 0.3, True)
+    assert down.checked_at is not None
+    assert abs(down.checked_at - time.time()) < 5
+    promoted = assess(known, replica(replay=1200, in_recovery=False), primary(lsn=1100), CONFIG, None)
+    assert (promoted.state, promoted.reason, promoted.in_recovery) == ("promoted", "not in recovery: promoted", False)
+    assert (promoted.replay_lsn, promoted.hung) == (1200, False)
+
+
+def test_assess__every_field_of_a_measured_replica_behind_the_primary() -> None:
+    """Clocks 2 s apart: the replay age is read on the primary's clock (skew from the probes' midpoints)."""
+    head = PrimaryProbe("default", ok=True, duration=0.004, started=99.9, lsn=5000, clock=1000.0)
+    probe = ReplicaProbe(
+        "r", ok=True, duration=0.002, started=100.0, in_recovery=True, receive_lsn=4500, replay_lsn=4001,
+        replay_age_seconds=3.0, wal_receiver_status="streaming", clock=1002.0,
+    )  # fmt: skip
+    health = assess(ReplicaHealth("r"), probe, head, CONFIG, None)
+    skew = (1002.0 - 1000.0) - ((100.0 + 0.001) - (99.9 + 0.002))
+    assert health.skew == pytest.approx(skew)
+    assert health.lag_seconds == pytest.approx(3.0 - skew)
+    assert (health.lag_bytes, health.window_lag_bytes) == (999, 999)
+    assert health.window_lag_seconds == health.lag_seconds
+    assert health.window == ((health.lag_seconds, 999),)
+    assert (health.alias, health.state, health.reason, health.available) == ("r", "ok", None, True)
+    assert (health.in_recovery, health.receiving, health.hung) == (True, True, False)
+    assert (health.replay_lsn, health.receive_lsn, health.primary_lsn) == (4001, 4500, 5000)
+    assert (health.measured_at, health.probe_seconds, health.good_streak, health.ever_left) == (100.0, 0.002, 1, False)
+    assert health.caught_up_at is None
+    assert health.checked_at is not None
+    # At the primary's position the next probe says caught up: since the primary's probe began.
+    caught = assess(health, dataclasses.replace(probe, replay_lsn=5000, receive_lsn=5000), head, CONFIG, head)
+    assert (caught.lag_seconds, caught.lag_bytes, caught.caught_up_at, caught.good_streak) == (0.0, 0, 99.9, 2)
+    assert caught.window == ((health.lag_seconds, 999), (0.0, 0))
+    assert caught.window_lag_seconds == health.lag_seconds  # the worst of the window
+
+
+@pytest.mark.parametrize(("age", "state"), [(5.0, "ok"), (5.01, "not_streaming")])
+def test_availability__a_stopped_receiver_serves_up_to_the_tolerance_exactly(age: float, state: str) -> None:
+    [health] = run([(replica(replay=5000, age=age, wal_receiver_status="waiting"), primary(lsn=5100))])
+    assert health.lag_seconds == age
+    assert health.state == state
+    assert health.available is (state == "ok")
