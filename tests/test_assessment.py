@@ -319,3 +319,77 @@ def test_availability__a_stopped_receiver_serves_up_to_the_tolerance_exactly(age
     assert health.lag_seconds == age
     assert health.state == state
     assert health.available is (state == "ok")
+
+
+def test_states__each_says_why_exactly() -> None:
+    [stopped] = run([(replica(replay=5000, receive=5050, wal_receiver_status=None), primary(lsn=5100))])
+    assert (stopped.state, stopped.reason) == ("not_streaming", "WAL receiver not running")
+    [waiting] = run([(replica(replay=5000, receive=5050, wal_receiver_status="waiting"), primary(lsn=5100))])
+    assert (waiting.state, waiting.reason) == ("not_streaming", "WAL receiver waiting")
+    behind = (replica(replay=4000, age=9.0), primary(lsn=4500))
+    [lagging] = run([behind])
+    assert (lagging.state, lagging.reason) == ("lagging", "lag 9.00 s (tolerance 5 s), 500 bytes (limit 1000)")
+    [unlimited] = run([behind], dataclasses.replace(CONFIG, max_lag_bytes=None))
+    assert unlimited.reason == "lag 9.00 s (tolerance 5 s), 500 bytes"
+
+
+def test_rejoin__after_exactly_rejoin_after_checks_good_probes_the_count_in_the_reason() -> None:
+    good = (replica(replay=5100), primary(lsn=5100))
+    bad = (replica(replay=5000, receive=5050, wal_receiver_status=None), primary(lsn=5100))
+    out = run([good, bad, good, good])
+    assert [h.state for h in out] == ["ok", "not_streaming", "rejoining", "ok"]
+    assert out[2].reason == "1/2 good probes"
+    assert [h.good_streak for h in out] == [1, 0, 1, 2]
+    assert [h.ever_left for h in out] == [False, True, True, False]
+    assert [h.available for h in out] == [True, False, False, True]
+    once = dataclasses.replace(CONFIG, rejoin_after_checks=1)
+    assert [h.state for h in run([good, bad, good], once)] == ["ok", "not_streaming", "ok"]
+
+
+def test_availability__a_replica_at_the_primarys_position_is_linked_whatever_its_receiver_says() -> None:
+    [health] = run([(replica(replay=5100, receive=5150, wal_receiver_status=None), primary(lsn=5100))])
+    assert (health.state, health.lag_seconds) == ("ok", 0.0)
+
+
+def test_availability__the_outage_tolerance_only_while_the_primary_is_away() -> None:
+    outage = dataclasses.replace(CONFIG, primary_outage_max_staleness_seconds=300.0)
+    [up] = run([(replica(replay=4000, age=60.0), primary(lsn=4500))], outage)
+    assert up.state == "lagging"  # the primary answers: the usual 5 s
+    [away] = run([(replica(replay=4000, receive=4000, age=60.0), primary(ok=False))], outage)
+    assert away.state == "ok"  # degraded mode: up to 300 s
+
+
+def health_of(alias: str, lag: float, lag_bytes: int = 0) -> ReplicaHealth:
+    return ReplicaHealth(alias, state="ok", available=True, lag_seconds=lag, window_lag_seconds=lag,
+                         lag_bytes=lag_bytes, window_lag_bytes=lag_bytes, measured_at=time.monotonic())  # fmt: skip
+
+
+def test_snapshot_usable__the_tolerance_the_byte_limit_and_degraded_modes_freshest() -> None:
+    pair = dataclasses.replace(CONFIG, replicas=("r", "s"), primary_outage_max_staleness_seconds=300.0)
+    up = primary()
+    snapshot = Snapshot({"r": health_of("r", 4.0), "s": health_of("s", 60.0)}, up, up)
+    assert (snapshot.primary, snapshot.last_good) == (up, up)
+    assert list(snapshot.usable(pair)) == ["r"]  # the primary answers: 5 s, not the outage's 300
+    assert list(snapshot.usable(pair, 100.0)) == ["r", "s"]  # a block's own tolerance
+    heavy = Snapshot({"r": health_of("r", 0.0, lag_bytes=1001), "s": health_of("s", 0.0, lag_bytes=1000)}, up, up)
+    assert list(heavy.usable(pair)) == ["s"]  # the byte limit, 1000
+    away = primary(ok=False)
+    outage = Snapshot({"r": health_of("r", 10.0), "s": health_of("s", 15.0)}, away, up)
+    assert list(outage.usable(pair)) == ["r", "s"]  # within 5 s of the freshest
+    outage = Snapshot({"r": health_of("r", 10.0), "s": health_of("s", 15.5)}, away, up)
+    assert list(outage.usable(pair)) == ["r"]  # the freshest only
+    caught_up = Snapshot({"r": health_of("r", 0.0), "s": health_of("s", 5.5)}, away, up)
+    assert list(caught_up.usable(pair)) == ["r"]
+
+
+def test_lag__the_replay_age_itself_when_nothing_tighter_is_known() -> None:
+    [young] = run([(replica(replay=3000, age=0.5), primary(lsn=3500))])
+    assert young.lag_seconds == 0.5
+    [cut_off] = run([(replica(replay=3000, age=2.0, clock=1000.0), primary(ok=False))])  # no primary clock
+    assert cut_off.lag_seconds == 2.0
+    carried = assess(dataclasses.replace(ReplicaHealth("r"), marked_down_at=42.0), *run_args(), CONFIG, None)
+    assert carried.marked_down_at == 42.0  # a request's mark-down is remembered by the next measure
+
+
+def run_args() -> tuple[ReplicaProbe, PrimaryProbe]:
+    return replica(replay=3000), primary(lsn=3000)

@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync, markcoroutinefunction
 
 from dbrouting import max_staleness, routing_scope, use_primary, when_all_behind
-from dbrouting.context import NO_BLOCKS, blocks_var, current_state, read_after_lsn
+from dbrouting.context import NO_BLOCKS, RoutingState, blocks_var, current_state, read_after_lsn
 
 
 def is_forced() -> bool:
@@ -155,3 +155,23 @@ def test_nested_scope__hands_the_largest_staleness_served_on() -> None:
         with routing_scope():
             pass
         assert outer.stale_seconds == 7.5
+
+
+def test_max_staleness__refuses_what_is_not_a_finite_number_of_seconds() -> None:
+    for bad in (-1, -0.001, float("nan"), float("inf"), "5", None, True):
+        with pytest.raises(ValueError, match="max_staleness"):
+            max_staleness(bad)  # type: ignore[arg-type]
+    for good in (0, 0.0, 2, 3600.5):
+        assert max_staleness(good).seconds == float(good)
+
+
+def test_tally__the_scopes_reads_with_its_replicas_counted_apart() -> None:
+    state = RoutingState(reads={("replica1", "replica"): 2, ("default", "pinned"): 1}, replica="replica1",
+                         replica_reads=3)  # fmt: skip
+    assert state.tally() == {("replica1", "replica"): 5, ("default", "pinned"): 1}
+    assert state.reads == {("replica1", "replica"): 2, ("default", "pinned"): 1}  # not changed by asking
+    assert RoutingState(reads={}, replica="replica2", replica_reads=4).tally() == {("replica2", "replica"): 4}
+    assert RoutingState(reads={}, replica="replica2").tally() == {}
+    assert RoutingState(reads=None, replica=None, replica_reads=2).tally() == {}
+    state.settle()
+    assert (state.reads, state.replica_reads) == ({("replica1", "replica"): 5, ("default", "pinned"): 1}, 0)
