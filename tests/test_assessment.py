@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dbrouting.assessment import ReplicaHealth, Snapshot, assess
+from dbrouting.assessment import ReplicaHealth, Snapshot, assess, marked_down
 from dbrouting.conf import Config
 from dbrouting.probe import PrimaryProbe, ReplicaProbe
 from dbrouting.strategies import RoundRobin
@@ -393,3 +393,14 @@ def test_lag__the_replay_age_itself_when_nothing_tighter_is_known() -> None:
 
 def run_args() -> tuple[ReplicaProbe, PrimaryProbe]:
     return replica(replay=3000), primary(lsn=3000)
+
+
+def test_marked_down__down_at_once_keeping_what_the_next_probe_needs() -> None:
+    [known] = run([(replica(replay=1000), primary(lsn=1000))])
+    known = dataclasses.replace(known, skew=0.5)
+    before = time.monotonic()
+    down = marked_down(known, "connection refused")
+    assert (down.alias, down.state, down.reason, down.available, down.ever_left) == (
+        "r", "down", "connection refused", False, True)  # fmt: skip
+    assert (down.replay_lsn, down.skew, down.good_streak) == (1000, 0.5, 0)
+    assert before <= down.marked_down_at <= time.monotonic()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connections
+from django.db import DatabaseError, connections
+from django.test import override_settings
 from psycopg import sql
 
+from dbrouting import causal, sockets
 from dbrouting.context import current_state
-from dbrouting.writes import writes
+from dbrouting.writes import detect_writes, install_write_detector, note_write, statement_text, writes
 
 
 @pytest.mark.parametrize(
@@ -66,3 +68,80 @@ def test_composed_insert_on_the_primary__pins_the_scope() -> None:
         assert cursor.rowcount == 1
     assert current_state().pinned
     assert current_state().wrote
+
+
+@pytest.mark.parametrize(
+    ("statement", "text"),
+    [("SELECT 1", "SELECT 1"), (b"SELECT \xc3\xa9", "SELECT é"), (bytearray(b"SELECT 2"), "SELECT 2"),
+     (memoryview(b"SELECT 3"), "SELECT 3"), (b"SELECT \xff", "SELECT \ufffd"),
+     (sql.SQL("SELECT {}").format(sql.Identifier("a b")), 'SELECT "a b"')],
+)  # fmt: skip
+def test_statement_text__of_every_form_django_and_psycopg_pass(statement: object, text: str) -> None:
+    assert statement_text(statement) == text
+
+
+def test_writes__every_statement_of_several_is_asked() -> None:
+    assert writes("SELECT 1; SELECT 2;") is False
+    assert writes(";;SELECT 1") is False
+    assert writes("SELECT 1;\nupdate t set a = 1") is True
+    assert writes("select 1 into t2") is True  # lower case, as ORMs rarely but people often write
+
+
+class Wrapper:
+    """What ``execute_wrapper`` hands on as ``context["connection"]``: enough of Django's."""
+
+    def __init__(self, alias: str = "default", in_atomic_block: bool = True) -> None:
+        self.alias, self.in_atomic_block, self.connection = alias, in_atomic_block, None
+        self.execute_wrappers: list[object] = []
+        self._dbrouting_socket: object = object()
+
+
+def test_detect_writes__a_read_runs_alone_a_write_pins_and_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[object] = []
+
+    def execute(statement: object, params: object, many: bool, context: object) -> str:
+        ran.append((statement, params, many))
+        return "rows"
+
+    monkeypatch.setattr(causal, "capture", lambda: pytest.fail("no position read inside a transaction"))
+    context = {"connection": Wrapper(in_atomic_block=True)}
+    assert detect_writes(execute, "SELECT 1", (1,), False, context) == "rows"
+    state = current_state()
+    assert (state.wrote, state.pinned) == (False, False)
+    assert detect_writes(execute, "INSERT INTO t VALUES (%s)", [(1,), (2,)], True, context) == "rows"
+    assert (state.wrote, state.pinned, state.write_lsn) == (True, True, None)
+    assert ran == [("SELECT 1", (1,), False), ("INSERT INTO t VALUES (%s)", [(1,), (2,)], True)]
+
+
+def test_detect_writes__an_autocommit_write_reads_its_position_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(causal, "capture", lambda: causal.CausalToken(777, 0))
+    context = {"connection": Wrapper(in_atomic_block=False)}
+    detect_writes(lambda *args: None, "DELETE FROM t", None, False, context)
+    assert current_state().write_lsn == 777
+
+    def gone() -> causal.CausalToken:
+        raise DatabaseError("the primary went away")
+
+    monkeypatch.setattr(causal, "capture", gone)
+    detect_writes(lambda *args: None, "DELETE FROM t", None, False, context)
+    assert current_state().write_lsn is None  # unknown now: the request's end tries again
+
+
+@override_settings(DBROUTING={"PIN_AFTER_WRITE": False})
+def test_note_write__marks_the_write_and_pins_only_if_asked() -> None:
+    assert note_write() == "default"
+    assert (current_state().wrote, current_state().pinned) == (True, False)
+
+
+def test_install_write_detector__on_the_primarys_connections_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    registered: list[tuple[object, ...]] = []
+    monkeypatch.setattr(sockets, "register", lambda *args: registered.append(args))
+    primary, replica = Wrapper("default"), Wrapper("replica1")
+    for _ in range(2):
+        install_write_detector(None, primary)
+        install_write_detector(None, replica)
+    assert (primary.execute_wrappers, replica.execute_wrappers, registered) == ([detect_writes], [], [])
+    fresh = Wrapper("default")
+    fresh._dbrouting_socket = None  # Django's own engine: registered here, for the prober to cut
+    install_write_detector(None, fresh)
+    assert registered == [("default", fresh, None)]
