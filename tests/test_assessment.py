@@ -367,7 +367,7 @@ def health_of(alias: str, lag: float, lag_bytes: int = 0) -> ReplicaHealth:
 def test_snapshot_usable__the_tolerance_the_byte_limit_and_degraded_modes_freshest() -> None:
     pair = dataclasses.replace(CONFIG, replicas=("r", "s"), primary_outage_max_staleness_seconds=300.0)
     up = primary()
-    snapshot = Snapshot({"r": health_of("r", 4.0), "s": health_of("s", 60.0)}, up, up)
+    snapshot = Snapshot({"r": health_of("r", 4.0), "s": health_of("s", 8.0)}, up, up)
     assert (snapshot.primary, snapshot.last_good) == (up, up)
     assert list(snapshot.usable(pair)) == ["r"]  # the primary answers: 5 s, not the outage's 300
     assert list(snapshot.usable(pair, 100.0)) == ["r", "s"]  # a block's own tolerance
@@ -404,3 +404,40 @@ def test_marked_down__down_at_once_keeping_what_the_next_probe_needs() -> None:
         "r", "down", "connection refused", False, True)  # fmt: skip
     assert (down.replay_lsn, down.skew, down.good_streak) == (1000, 0.5, 0)
     assert before <= down.marked_down_at <= time.monotonic()
+
+
+def test_usable__edges_of_the_byte_limit_and_of_an_unknown_or_caught_up_lag() -> None:
+    now = time.monotonic()
+    at_zero = dataclasses.replace(health_of("r", 0.0, lag_bytes=0))
+    assert at_zero.usable(5.0, 0, math.inf, now) is True  # 0 bytes behind a limit of 0
+    assert ReplicaHealth("r").staleness(now) == math.inf  # never measured: no bound
+    caught_up = dataclasses.replace(health_of("r", 0.0), window_lag_seconds=3.0, measured_at=now)
+    assert caught_up.usable_until(5.0, math.inf) == math.inf  # caught up at its probe: age adds nothing
+    assert caught_up.staleness(now + 100) == 3.0
+
+
+def test_lag__no_replay_position_yet_and_no_bound_at_all() -> None:
+    [unreplayed] = run([(replica(replay=None, receive=None, age=None), primary(lsn=10))])  # type: ignore[arg-type]
+    assert unreplayed.lag_bytes == 10
+    assert unreplayed.lag_seconds == math.inf  # no replayed commit, never seen caught up
+    assert unreplayed.state == "lagging"
+
+
+def test_availability__no_receive_position_known_counts_as_replayed_all() -> None:
+    probe = ReplicaProbe("r", ok=True, duration=0.001, started=time.monotonic(), in_recovery=True, receive_lsn=None,
+                         replay_lsn=5000, replay_age_seconds=1.0, wal_receiver_status=None)  # fmt: skip
+    health = assess(ReplicaHealth("r"), probe, primary(lsn=5100), CONFIG, None)
+    assert (health.state, health.lag_seconds) == ("ok", 1.0)
+
+
+def test_not_a_standby__another_clusters_replica_says_so() -> None:
+    [foreign] = run([(replica(replay=1000, system_identifier=2), dataclasses.replace(primary(), system_identifier=1))])
+    assert (foreign.state, foreign.reason) == (
+        "foreign", "not a standby of this primary (another cluster's system identifier)")  # fmt: skip
+
+
+def test_snapshot_usable__degraded_mode_keeps_a_caught_up_replica_under_a_tight_tolerance() -> None:
+    tight = dataclasses.replace(CONFIG, replicas=("r",), max_staleness_seconds=0.5,
+                                primary_outage_max_staleness_seconds=300.0)  # fmt: skip
+    up = primary()
+    assert list(Snapshot({"r": health_of("r", 0.0)}, primary(ok=False), up).usable(tight)) == ["r"]

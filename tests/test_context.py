@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 
 import pytest
@@ -9,6 +10,7 @@ from asgiref.sync import async_to_sync, markcoroutinefunction
 
 from dbrouting import max_staleness, routing_scope, use_primary, when_all_behind
 from dbrouting.context import NO_BLOCKS, RoutingState, blocks_var, current_state, read_after_lsn
+from dbrouting.exceptions import RoutingBlockError
 
 
 def is_forced() -> bool:
@@ -175,3 +177,41 @@ def test_tally__the_scopes_reads_with_its_replicas_counted_apart() -> None:
     assert RoutingState(reads=None, replica=None, replica_reads=2).tally() == {}
     state.settle()
     assert (state.reads, state.replica_reads) == ({("replica1", "replica"): 5, ("default", "pinned"): 1}, 0)
+
+
+def test_blocks__exited_out_of_order_is_an_error_that_says_so() -> None:
+    outer, inner = use_primary(), max_staleness(1)
+    outer.__enter__()
+    inner.__enter__()
+    with pytest.raises(RoutingBlockError, match=r"^routing blocks must be exited in the reverse order of entry$"):
+        outer.__exit__(None, None, None)
+    inner.__exit__(None, None, None)
+    outer.__exit__(None, None, None)
+    assert blocks_var.get() is NO_BLOCKS
+
+
+def test_when_all_behind__names_the_policies_it_takes() -> None:
+    with pytest.raises(ValueError, match=r"^when_all_behind\(\) takes one of primary, least_lagged, budget, not 'x'$"):
+        when_all_behind("x")
+
+
+def test_state__a_scope_counts_its_reads_a_thread_has_one_state_of_its_own() -> None:
+    with routing_scope():
+        scoped = current_state()
+        assert scoped.reads == {}  # counted when the scope ends
+        assert current_state() is scoped
+
+    def outside() -> tuple[RoutingState, RoutingState]:
+        return current_state(), current_state()
+
+    first, again = contextvars.Context().run(outside)
+    assert first is again
+    assert first.reads is None  # a thread's own state never ends: its reads are counted at once
+
+
+def test_nested_scope__a_first_stale_read_below_a_second() -> None:
+    with routing_scope():
+        outer = current_state()
+        with routing_scope():
+            current_state().stale_seconds = 0.5
+        assert outer.stale_seconds == 0.5

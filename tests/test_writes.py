@@ -40,6 +40,8 @@ from dbrouting.writes import detect_writes, install_write_detector, note_write, 
         ("SELECT share1, x1update FROM t", False),  # words, not keywords
         ("SELECT E'\\''; DELETE FROM t; -- '", True),  # an escaped quote in an E-string ends nothing
         ("", False),
+        ("/* a hint */ SELECT 1", False),  # a comment first: the verb after it
+        ("SELECT 1; TRUNCATE t", True),  # each statement on its own
     ],
 )
 def test_writes__allow_list_of_read_only_statements(statement: object, expected: bool) -> None:
@@ -91,7 +93,8 @@ class Wrapper:
     """What ``execute_wrapper`` hands on as ``context["connection"]``: enough of Django's."""
 
     def __init__(self, alias: str = "default", in_atomic_block: bool = True) -> None:
-        self.alias, self.in_atomic_block, self.connection = alias, in_atomic_block, None
+        self.alias, self.in_atomic_block = alias, in_atomic_block
+        self.connection: object = None
         self.execute_wrappers: list[object] = []
         self._dbrouting_socket: object = object()
 
@@ -100,7 +103,7 @@ def test_detect_writes__a_read_runs_alone_a_write_pins_and_runs(monkeypatch: pyt
     ran: list[object] = []
 
     def execute(statement: object, params: object, many: bool, context: object) -> str:
-        ran.append((statement, params, many))
+        ran.append((statement, params, many, context))
         return "rows"
 
     monkeypatch.setattr(causal, "capture", lambda: pytest.fail("no position read inside a transaction"))
@@ -110,7 +113,7 @@ def test_detect_writes__a_read_runs_alone_a_write_pins_and_runs(monkeypatch: pyt
     assert (state.wrote, state.pinned) == (False, False)
     assert detect_writes(execute, "INSERT INTO t VALUES (%s)", [(1,), (2,)], True, context) == "rows"
     assert (state.wrote, state.pinned, state.write_lsn) == (True, True, None)
-    assert ran == [("SELECT 1", (1,), False), ("INSERT INTO t VALUES (%s)", [(1,), (2,)], True)]
+    assert ran == [("SELECT 1", (1,), False, context), ("INSERT INTO t VALUES (%s)", [(1,), (2,)], True, context)]
 
 
 def test_detect_writes__an_autocommit_write_reads_its_position_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,6 +145,7 @@ def test_install_write_detector__on_the_primarys_connections_once(monkeypatch: p
         install_write_detector(None, replica)
     assert (primary.execute_wrappers, replica.execute_wrappers, registered) == ([detect_writes], [], [])
     fresh = Wrapper("default")
-    fresh._dbrouting_socket = None  # Django's own engine: registered here, for the prober to cut
+    del fresh._dbrouting_socket  # Django's own engine: registered here, for the prober to cut
+    fresh.connection = raw = object()
     install_write_detector(None, fresh)
-    assert registered == [("default", fresh, None)]
+    assert registered == [("default", fresh, raw)]
