@@ -23,9 +23,8 @@ OK, DOWN, LAGGING, PROMOTED, NOT_STREAMING, REJOINING, FOREIGN, UNKNOWN = (
 
 @dataclass(frozen=True)
 class ReplicaHealth:
-    """What the cache knows of one replica. ``window_*`` are the worst of the last
-    ``REJOIN_AFTER_CHECKS`` probes: a replica leaves at one bad probe and rejoins after that
-    many good ones, whatever the tolerance asked."""
+    """What the cache knows of one replica. ``window_*``: the worst of the last ``REJOIN_AFTER_CHECKS``
+    probes (a replica leaves at one bad probe, rejoins after that many good, whatever the tolerance)."""
 
     alias: str
     state: str = UNKNOWN
@@ -62,9 +61,12 @@ class ReplicaHealth:
             return False
         return now <= self.usable_until(tolerance, stall_limit)
 
+    def within_ceiling(self, config: Config, now: float) -> bool:
+        """Fit for the stale reads of an all-behind policy: up, within ``MAX_STALENESS_HARD_SECONDS``."""
+        return self.usable(config.max_staleness_hard_seconds, None, config.stall_limit, now)
+
     def staleness(self, now: float) -> float:
-        """How stale its reads may be at ``now`` (monotonic): its lag, grown since its probe unless
-        it was caught up then (``usable`` holds exactly while this is within the tolerance)."""
+        """Its reads' staleness bound at ``now``: its lag, grown since a probe that found it behind."""
         lag = math.inf if self.window_lag_seconds is None else self.window_lag_seconds
         return lag + max(0.0, now - self.measured_at) if self.lag_seconds and self.measured_at is not None else lag
 
@@ -79,9 +81,8 @@ class ReplicaHealth:
 
 
 class Snapshot:
-    """Every replica's health after one probe round (or a request's ``mark_down``), and the
-    primary's probe. Replaced, never changed; the usable replicas under the default tolerance
-    are worked out once and kept here until the snapshot's age changes the answer."""
+    """Every replica's health after a probe round (or a ``mark_down``), and the primary's probe.
+    Never changed; its usable replicas under the default tolerance are kept until its age says not."""
 
     def __init__(
         self,
@@ -125,8 +126,7 @@ class Snapshot:
         return found
 
     def override(self) -> str | None:
-        """An operator's ``ALL_BEHIND_POLICY`` (``manage.py replica_policy``), as the primary last
-        told it, until it expires (checked here too: it may expire while the primary is away)."""
+        """An operator's policy, as the primary last told it, until it expires (checked here too)."""
         told = self.last_good
         live = told is not None and (told.policy_until is None or time.time() < told.policy_until)
         return told.policy if live and told is not None else None

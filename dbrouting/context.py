@@ -175,9 +175,8 @@ class max_staleness(_RoutingBlock):
         self.seconds = float(seconds)
 
     def _enter(self) -> Token[Any]:
-        return _set_blocks(
-            staleness=self.seconds, policy=None
-        )  # a promise: degrades only under a when_all_behind() within
+        # A promise of freshness: its reads degrade only under a when_all_behind() entered within it.
+        return _set_blocks(staleness=self.seconds, policy=None)
 
 
 class when_all_behind(_RoutingBlock):

@@ -30,13 +30,13 @@ SELECT pg_is_in_recovery() AS in_recovery,
        (SELECT system_identifier FROM pg_control_system()) AS system_identifier
 """
 
-PRIMARY_SQL = """
+PRIMARY_SQL = f"""
 SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS lsn,
        extract(epoch FROM clock_timestamp())::float8 AS clock,
        (SELECT system_identifier FROM pg_control_system()) AS system_identifier,
        coalesce(has_table_privilege(to_regclass('{OVERRIDE_TABLE}'), 'SELECT'), false) AS override_readable
-""".replace("{OVERRIDE_TABLE}", OVERRIDE_TABLE)
+"""
 
 # An operator's policy (models.PolicyOverride: one row at most), asked apart from the health query
 # and only once that query found the table readable, so that it never fails the primary's probe;

@@ -182,11 +182,11 @@ def _all_behind(
     read_primary = scoped and (state.wrote or any(alias == config.primary for alias, _ in state.reads or ()))
     if policy == "primary" or not snapshot.primary_up or read_primary:
         return None
-    now, hard = _monotonic(), config.max_staleness_hard_seconds
+    now = _monotonic()
     behind = [
         h for alias in config.replicas
         if alias not in exclude and (h := snapshot.replicas.get(alias)) is not None
-        and h.usable(hard, None, config.stall_limit, now) and has_replayed(h.replay_lsn, floor)
+        and h.within_ceiling(config, now) and has_replayed(h.replay_lsn, floor)
     ]  # fmt: skip
     if not behind:
         return None

@@ -114,7 +114,7 @@ def _all_behind_line(snapshot: Snapshot, config: Config) -> str:
     start = f"every replica is past the tolerance ({config.max_staleness_seconds:g} s): "
     if policy == "primary":
         return start + "reads on the primary (the 'primary' policy)"
-    serving = [a for a, h in snapshot.replicas.items() if h.usable(hard, None, config.stall_limit, now)]
+    serving = [a for a, h in snapshot.replicas.items() if h.within_ceiling(config, now)]  # as the router asks
     if not serving:
         return start + f"and past the hard ceiling ({hard:g} s): reads on the primary"
     return start + f"stale reads from {', '.join(serving)}, up to {hard:g} s (the {policy!r} policy)"

@@ -441,3 +441,14 @@ def test_snapshot_usable__degraded_mode_keeps_a_caught_up_replica_under_a_tight_
                                 primary_outage_max_staleness_seconds=300.0)  # fmt: skip
     up = primary()
     assert list(Snapshot({"r": health_of("r", 0.0)}, primary(ok=False), up).usable(tight)) == ["r"]
+
+
+def test_within_ceiling__up_and_within_the_hard_ceiling_whatever_the_bytes() -> None:
+    now = time.monotonic()
+    config = dataclasses.replace(CONFIG, max_staleness_hard_seconds=60.0)
+    assert health_of("r", 30.0, lag_bytes=10**9).within_ceiling(config, now) is True  # MAX_LAG_BYTES aside
+    assert health_of("r", 60.0).within_ceiling(config, now) is True
+    assert health_of("r", 60.5).within_ceiling(config, now) is False
+    assert dataclasses.replace(health_of("r", 1.0), available=False).within_ceiling(config, now) is False
+    stalled = dataclasses.replace(health_of("r", 0.0), measured_at=now - config.stall_limit - 1)
+    assert stalled.within_ceiling(config, now) is False  # a stalled prober's snapshot is not trusted

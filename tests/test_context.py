@@ -149,6 +149,9 @@ def test_nested_scope__hands_the_largest_staleness_served_on() -> None:
     with routing_scope():
         outer = current_state()
         with routing_scope():
+            current_state().stale_seconds = 0.5  # the first, below a second
+        assert outer.stale_seconds == 0.5
+        with routing_scope():
             current_state().stale_seconds = 7.5
         assert outer.stale_seconds == 7.5
         with routing_scope():
@@ -207,11 +210,3 @@ def test_state__a_scope_counts_its_reads_a_thread_has_one_state_of_its_own() -> 
     first, again = contextvars.Context().run(outside)
     assert first is again
     assert first.reads is None  # a thread's own state never ends: its reads are counted at once
-
-
-def test_nested_scope__a_first_stale_read_below_a_second() -> None:
-    with routing_scope():
-        outer = current_state()
-        with routing_scope():
-            current_state().stale_seconds = 0.5
-        assert outer.stale_seconds == 0.5
