@@ -75,7 +75,12 @@ def django_db_setup(cluster: Cluster, django_db_blocker: pytest.FixtureDef) -> I
     with django_db_blocker.unblock():
         primary = connections["default"]
         old_name = primary.settings_dict["NAME"]
-        test_name = primary.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        try:
+            test_name = primary.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        except BaseException:  # sys.exit() included: the next session must be able to drop it
+            cache.reset()
+            connections.close_all()
+            raise
         for alias in replica_aliases():
             connections[alias].close()
             connections[alias].settings_dict["NAME"] = test_name

@@ -105,6 +105,21 @@ def test_least_lagged__replicas_about_as_far_behind_share_the_reads(replay_contr
 
 
 @override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"})
+def test_least_lagged__in_a_max_staleness_block_its_tolerance_says_which_are_about_as_fresh(
+    both_behind: Cluster,
+) -> None:
+    # replica1 is ~1.5 s behind replica2: more than the site's 1 s, less than the block's 4 s.
+    wait_until(lambda: staleness("replica2") > 4.0, what="replica2 past the block's tolerance")
+    chosen = []
+    for _ in range(4):
+        with routing_scope(), max_staleness(4.0), when_all_behind("least_lagged"):
+            alias, reason = decision()
+            assert reason == "stale"
+            chosen.append(alias)
+    assert set(chosen) == {"replica1", "replica2"}
+
+
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"})
 def test_least_lagged__reads_that_must_be_fresh_never_degrade(both_behind: Cluster) -> None:
     with routing_scope(), use_primary():
         assert decision() == ("default", "forced")
