@@ -54,6 +54,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 pytest: venv bench-deps cluster-up  ## bench-deps: tests/test_bench_smoke.py runs bench/ at a tiny size
+	bash scripts/system-packages.sh promtool:prometheus
 	$(VENV)/bin/pytest
 
 # Routing, lag, kill -9 fallback, hung nodes, causal tokens and the primary away, again with a

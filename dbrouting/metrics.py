@@ -32,6 +32,10 @@ replica_lag_seconds = Gauge(
 replica_lag_bytes = Gauge(
     "dbrouting_replica_lag_bytes", "WAL bytes the replica has not replayed.", ["alias"], multiprocess_mode="livemax"
 )
+staleness_tolerance_seconds = Gauge(
+    "dbrouting_staleness_tolerance_seconds", "The staleness tolerance in force: MAX_STALENESS_SECONDS, or "
+    "degraded mode's while the primary is unreachable (+Inf: unbounded).", multiprocess_mode="livemin",
+)  # fmt: skip
 replica_usable = Gauge(
     "dbrouting_replica_usable", "1 when the replica gets reads under the default tolerance.", ["alias"],
     multiprocess_mode="livemin",
@@ -67,6 +71,7 @@ def observe_snapshot(snapshot: Any, config: Any) -> None:
     """Lag and usability gauges of a new snapshot (``Snapshot.usable``, as the router asks)."""
     usable = snapshot.usable(config)
     primary_up.set(1 if snapshot.primary_up else 0)
+    staleness_tolerance_seconds.set(config.tolerance(snapshot.primary_up))
     all_replicas_behind.set(1 if snapshot.all_behind(config) else 0)
     in_force = snapshot.policy(config)
     for policy in ALL_BEHIND_POLICIES:

@@ -11,7 +11,7 @@ from dbrouting.assessment import DOWN, OK, ReplicaHealth, Snapshot
 from dbrouting.conf import get_config
 from dbrouting.context import current_state
 from dbrouting.metrics import count_reads, observe_probes, observe_snapshot
-from dbrouting.probe import ReplicaProbe
+from dbrouting.probe import PrimaryProbe, ReplicaProbe
 
 
 def value(name: str, **labels: str) -> float:
@@ -58,3 +58,14 @@ def test_observe_probes__times_each_and_counts_failures() -> None:
     observe_probes([ReplicaProbe("m3", ok=True, duration=0.01), ReplicaProbe("m3", ok=False, duration=1.0)])
     assert value("dbrouting_probe_duration_seconds_count", alias="m3") - durations == 2
     assert value("dbrouting_probe_failures_total", alias="m3") - failures == 1
+
+
+def test_tolerance_gauge__is_the_tolerance_in_force_degraded_mode_included() -> None:
+    config = get_config()
+    observe_snapshot(Snapshot({}), config)
+    assert value("dbrouting_staleness_tolerance_seconds") == config.max_staleness_seconds
+    away = PrimaryProbe("default", ok=False, duration=1.0, started=time.monotonic())
+    observe_snapshot(Snapshot({}, away), config)
+    outage = config.tolerance(primary_up=False)
+    assert outage != config.max_staleness_seconds  # degraded mode's own (PRIMARY_OUTAGE_MAX_STALENESS_SECONDS)
+    assert value("dbrouting_staleness_tolerance_seconds") == outage
