@@ -1,6 +1,6 @@
 """The snapshot file of a host's plane (``dbrouting.plane``): JSON whose every field is checked
 against its declared type on the way in (a file is data, never code: no pickle), and how a
-process's snapshot and the shared one merge their mark-downs."""
+process's snapshot and the shared one merge their mark-downs (the lag history is the base's)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import json
 import time
 from typing import Any
 
+from . import history
 from .assessment import DOWN, ReplicaHealth, Snapshot
 from .conf import ALL_BEHIND_POLICIES
 from .probe import PrimaryProbe
 
-SCHEMA = 2  # of the file; part of the plane's key, so that two versions never share a plane
+SCHEMA = 3  # of the file; part of the plane's key, so that two versions never share a plane
 
 
 # A mark-down older than this is history, not news: a probe has spoken since, or no one probes
@@ -33,7 +34,7 @@ def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
             replicas[alias] = health
     if replicas == dict(mine.replicas):
         return mine
-    return Snapshot(replicas, mine.primary, mine.last_good)
+    return Snapshot(replicas, mine.primary, mine.last_good, mine.history)
 
 
 def encode(snapshot: Snapshot) -> bytes:
@@ -45,6 +46,7 @@ def encode(snapshot: Snapshot) -> bytes:
         "replicas": {alias: dataclasses.asdict(h) for alias, h in snapshot.replicas.items()},
         "primary": probe(snapshot.primary),
         "last_good": probe(snapshot.last_good),
+        "history": history.encode(snapshot.history),
     }).encode()  # fmt: skip
 
 
@@ -83,6 +85,7 @@ def decode(data: bytes) -> Snapshot | None:
         )
         if any(p is not None and p.policy not in (None, *ALL_BEHIND_POLICIES) for p in (primary, last_good)):
             return None
+        lags = history.decode(raw["history"], time.monotonic())
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
-    return Snapshot(replicas, primary, last_good)
+    return Snapshot(replicas, primary, last_good, lags)
