@@ -83,7 +83,7 @@ class LagChart:
         now = "not measured" if lag is None else f"{lag:.2f} s"
         down = sum(b.seconds for b in self.bands if b.down)
         out = sum(b.seconds for b in self.bands if not b.down)
-        return (f"now {now}, {'usable' if self.newest.usable else 'not usable'}; the most {self.peak:.2f} s; "
+        return (f"now {now}, {'usable' if self.newest.usable else 'not usable'}; peak {self.peak:.2f} s; "
                 f"tolerance {self.tolerance:g} s; down {down:.0f} s, lagging or rejoining {out:.0f} s")  # fmt: skip
 
 
@@ -191,5 +191,5 @@ def trend_lines(report: StatusReport, columns: int = 60, now: float | None = Non
         line = sparkline(chart, report.history.get(chart.alias, ()), columns, config.stall_limit, now)
         lag = None if chart.newest is None else chart.newest.lag_seconds
         now_lag = "-" if lag is None else f"{lag:.2f} s"
-        lines.append(f"  {chart.alias.ljust(width)}  {line}  now {now_lag}, the most {chart.peak:.2f} s")
+        lines.append(f"  {chart.alias.ljust(width)}  {line}  now {now_lag}, peak {chart.peak:.2f} s")
     return lines

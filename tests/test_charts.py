@@ -150,9 +150,9 @@ def test_trend_lines__a_legend_then_a_line_per_replica_in_replicas_order() -> No
     report = StatusReport("now", TOLERANCE, history={"replica2": tuple(ramp(1.0, 50.0))})
     legend, first, second = trend_lines(report, columns=30, now=NOW)
     assert legend.startswith("lag over the last 10 min: ▁▂▃▄ within the tolerance (5 s), ▅▆▇█ past it")
-    assert first == "  replica1  " + "·" * 30 + "  now -, the most 0.00 s"
+    assert first == "  replica1  " + "·" * 30 + "  now -, peak 0.00 s"
     assert second.startswith("  replica2  " + "·" * 29)
-    assert second.endswith("█  now 50.00 s, the most 50.00 s")
+    assert second.endswith("█  now 50.00 s, peak 50.00 s")
     assert trend_lines(StatusReport("now", None)) == []  # a broken configuration: said elsewhere
     with override_settings(DBROUTING={"LAG_HISTORY_SECONDS": 0}):
         assert trend_lines(report) == []
