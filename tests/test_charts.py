@@ -160,7 +160,7 @@ def test_trend_lines__a_legend_then_a_line_per_replica_in_replicas_order() -> No
 
 
 @pytest.mark.usefixtures("live_db")
-def test_watch__count_and_the_sleep_interrupted_end_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_watch__stops_after_count_reports_and_cleanly_when_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CommandError, match="--count needs --watch"):
         call_command("replica_status", "--count", "2")
     from dbrouting.management.commands import replica_status
@@ -174,6 +174,8 @@ def test_watch__count_and_the_sleep_interrupted_end_cleanly(monkeypatch: pytest.
         call_command("replica_status", "--watch", "5", stdout=out, stderr=err)
     assert out.getvalue().count("checked at") == 1
     assert "Traceback" not in err.getvalue()
+    monkeypatch.undo()
+    assert watched(count=2).count("checked at") == 2
 
 
 # -- on the real cluster ------------------------------------------------------------------
