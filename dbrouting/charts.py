@@ -57,6 +57,7 @@ class LagChart:
     bands: tuple[Band, ...]
     newest: Point | None
     peak: float  # the most lag measured (finite)
+    steps: tuple[tuple[Point, float], ...] = ()  # the points drawn, each with when its step ends
 
     # Its layout, for the template (class attributes: not fields).
     width, height, left, right = WIDTH, HEIGHT, LEFT, WIDTH - RIGHT
@@ -104,6 +105,7 @@ def lag_chart(alias: str, points: Sequence[Point], tolerance: float, window: flo
     start = now - window
     points = [p for p in points if start <= p.at <= now]
     ends = _ends(points, window, gap, now)
+    steps = tuple(zip(points, ends, strict=True))
     peak = max((p.lag_seconds for p in points if p.lag_seconds is not None and math.isfinite(p.lag_seconds)),
                default=0.0)  # fmt: skip
     top = top_of(peak, tolerance)
@@ -114,7 +116,8 @@ def lag_chart(alias: str, points: Sequence[Point], tolerance: float, window: flo
     lines: list[str] = []
     bands: list[Band] = []
     run: list[tuple[float, float]] = []
-    for i, (p, end) in enumerate(zip(points, ends, strict=True)):
+    band_end = None  # when the last band ends
+    for i, (p, end) in enumerate(steps):
         if p.lag_seconds is not None:
             run.append((x(p.at), _y(p.lag_seconds, top)))
         if run and (p.lag_seconds is None or i + 1 == len(points) or points[i + 1].at > end):
@@ -123,12 +126,14 @@ def lag_chart(alias: str, points: Sequence[Point], tolerance: float, window: flo
             lines.append(" ".join(f"{a:.1f},{b:.1f}" for a, b in run))
             run = []
         if p.down or not p.usable:
-            last = bands[-1] if bands else None
-            if last is not None and last.down == p.down and abs(last.x + last.width - x(p.at)) < 0.05:
+            if bands and bands[-1].down == p.down and band_end == p.at:  # the same stretch goes on
+                last = bands[-1]
                 bands[-1] = Band(last.x, x(end) - last.x, p.down, last.seconds + end - p.at)
             else:
                 bands.append(Band(x(p.at), x(end) - x(p.at), p.down, end - p.at))
-    return LagChart(alias, window, tolerance, top, tuple(lines), tuple(bands), points[-1] if points else None, peak)
+            band_end = end
+    newest = points[-1] if points else None
+    return LagChart(alias, window, tolerance, top, tuple(lines), tuple(bands), newest, peak, steps)
 
 
 def _config(report: StatusReport) -> Config | None:
@@ -149,17 +154,15 @@ def lag_charts(report: StatusReport, now: float | None = None) -> list[LagChart]
     ]  # fmt: skip
 
 
-def sparkline(chart: LagChart, points: Sequence[Point], columns: int, gap: float, now: float) -> str:
-    """``chart``'s history in ``columns`` characters, each the worst of its stretch of time:
-    ``LOW`` within the tolerance, ``HIGH`` past it (up to the chart's top), ``DOWN``, ``NO_DATA``."""
+def sparkline(chart: LagChart, columns: int, now: float) -> str:
+    """``chart`` (drawn up to ``now``) in ``columns`` characters, each the worst of its stretch of
+    time: ``LOW`` within the tolerance, ``HIGH`` past it (up to the chart's top), ``DOWN``, ``NO_DATA``."""
     start, width = now - chart.window, chart.window / columns
-    points = [p for p in points if start <= p.at <= now]
-    steps = list(zip(points, _ends(points, chart.window, gap, now), strict=True))
     cells = []
     for column in range(columns):
         begin, end = start + column * width, start + (column + 1) * width
         last = column == columns - 1  # (up to now itself: the newest point may be that new)
-        covering = [p for p, until in steps if (p.at < end or last) and until > begin]
+        covering = [p for p, until in chart.steps if (p.at < end or last) and until > begin]
         lags = [p.lag_seconds for p in covering if p.lag_seconds is not None]
         if not covering:
             cells.append(NO_DATA)
@@ -188,7 +191,7 @@ def trend_lines(report: StatusReport, columns: int = 60, now: float | None = Non
              f"{NO_DATA} no data"]  # fmt: skip
     width = max((len(c.alias) for c in charts), default=0)
     for chart in charts:
-        line = sparkline(chart, report.history.get(chart.alias, ()), columns, config.stall_limit, now)
+        line = sparkline(chart, columns, now)
         lag = None if chart.newest is None else chart.newest.lag_seconds
         now_lag = "-" if lag is None else f"{lag:.2f} s"
         lines.append(f"  {chart.alias.ljust(width)}  {line}  now {now_lag}, peak {chart.peak:.2f} s")

@@ -1,6 +1,6 @@
 """The snapshot file of a host's plane (``dbrouting.plane``): JSON whose every field is checked
 against its declared type on the way in (a file is data, never code: no pickle), and how a
-process's snapshot and the shared one merge their mark-downs (the lag history is the base's)."""
+process's snapshot and the shared one merge their mark-downs and their lag histories."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ MARK_DOWN_NEWS_SECONDS = 60.0
 
 def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
     """``mine`` with each replica another process marked down, lately, since ``mine`` last
-    measured it."""
+    measured it; with ``theirs``' lag history when ``mine`` has none (a prober that starts, the
+    app restarted say, carries the host's history on: it is for people, and of this boot)."""
     replicas = dict(mine.replicas)
     now = time.monotonic()
     for alias, health in theirs.replicas.items():
@@ -32,9 +33,10 @@ def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
         news = health.state == DOWN and now - health.marked_down_at < MARK_DOWN_NEWS_SECONDS
         if news and (own is None or health.marked_down_at > max(own.marked_down_at, own.measured_at or 0.0)):
             replicas[alias] = health
-    if replicas == dict(mine.replicas):
+    adopt = not mine.history and bool(theirs.history)
+    if replicas == dict(mine.replicas) and not adopt:
         return mine
-    return Snapshot(replicas, mine.primary, mine.last_good, mine.history)
+    return Snapshot(replicas, mine.primary, mine.last_good, theirs.history if adopt else mine.history)
 
 
 def encode(snapshot: Snapshot) -> bytes:

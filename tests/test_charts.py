@@ -140,7 +140,7 @@ def test_sparkline__lags_in_levels_the_tolerance_between_low_and_high_down_and_n
     points = [Point(at, lag, True, lag is None) for at, lag in zip(range(int(NOW) - 10, int(NOW)), lags, strict=True)]
     chart = lag_chart("r", points, TOLERANCE, 20.0, GAP, NOW)  # 20 s in 20 columns: a point a column
     assert chart.top == 20
-    line = sparkline(chart, points, 20, GAP, NOW)
+    line = sparkline(chart, 20, NOW)
     assert line == "·" * 10 + f"▁▁▃▄▄▅▆█{charts.DOWN}▁"
     assert set(line[10:15]) <= set(LOW)  # within the tolerance
     assert set(line[15:18]) <= set(HIGH)  # past it

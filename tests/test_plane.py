@@ -24,6 +24,7 @@ from dbrouting.assessment import DOWN, REJOINING, Snapshot, marked_down
 from dbrouting.conf import get_config
 from dbrouting.exceptions import SettingError
 from dbrouting.health import cache
+from dbrouting.history import Point
 
 from .conftest import wait_until
 
@@ -288,6 +289,29 @@ def test_merge__a_mark_down_wins_only_over_what_was_measured_before_it() -> None
     old = Snapshot({"replica1": dataclasses.replace(down.replicas["replica1"], marked_down_at=time.monotonic() - 3600)})
     assert snapshots.merge(Snapshot(), old).replicas == {}  # a file of processes long gone: history, not news
     assert snapshots.merge(later, old).replicas["replica1"].state == "ok"
+
+
+def test_merge__the_lag_history_is_mine_or_theirs_when_i_have_none() -> None:
+    mine, theirs = {"replica1": (Point(1.0, 0.0, True, False),)}, {"replica1": (Point(2.0, 9.0, False, False),)}
+    assert snapshots.merge(Snapshot(history=mine), Snapshot(history=theirs)).history == mine
+    assert snapshots.merge(Snapshot(), Snapshot(history=theirs)).history == theirs  # a prober that starts
+    alone = Snapshot()
+    assert snapshots.merge(alone, Snapshot()) is alone
+
+
+def test_lag_history__an_app_restarted_carries_on_the_host_s(runtime_dir: Path) -> None:
+    before = Worker(runtime_dir)
+    try:
+        wait_until(lambda: before.last.get("role") == "prober" and before.last.get("history"), what="a history")
+        first = {alias: at for alias, (_, at, _) in before.last["history"].items()}  # type: ignore[union-attr]
+    finally:
+        before.stop()
+    after = Worker(runtime_dir)  # the only process: it probes, from the file's history on
+    try:
+        wait_until(lambda: after.last.get("role") == "prober" and after.last.get("rounds", 0) >= 3, what="probing")  # type: ignore[operator]
+        assert {alias: at for alias, (_, at, _) in after.last["history"].items()} == first  # type: ignore[union-attr]
+    finally:
+        after.stop()
 
 
 def test_runtime_dir__an_open_folder_is_refused_and_the_process_probes_alone(tmp_path: Path) -> None:
