@@ -1,4 +1,5 @@
-"""The staff-only "Replica status" page: the table of ``manage.py replica_status``, live."""
+"""The staff-only "Replica status" page: the table of ``manage.py replica_status``, live, and each
+replica's lag over the last minutes (``charts``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from .charts import lag_charts
 from .models import PolicyOverride, ReplicaStatus
 from .status import COLUMNS, measure, table_rows
 
@@ -42,6 +44,7 @@ class ReplicaStatusAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "report": report,
             "columns": COLUMNS,
             "rows": table_rows(report),
+            "lag_charts": lag_charts(report),
             "refresh_seconds": REFRESH_SECONDS,
         }
         return TemplateResponse(request, "admin/dbrouting/replica_status.html", context)

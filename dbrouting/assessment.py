@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .conf import Config
+from .history import Lags
 from .probe import PrimaryProbe, ReplicaProbe
 
 _monotonic = time.monotonic  # a global, not an attribute lookup, on the router's path
@@ -85,14 +86,12 @@ class Snapshot:
     Never changed; its usable replicas under the default tolerance are kept until its age says not."""
 
     def __init__(
-        self,
-        replicas: Mapping[str, ReplicaHealth] | None = None,
-        primary: PrimaryProbe | None = None,
+        self, replicas: Mapping[str, ReplicaHealth] | None = None, primary: PrimaryProbe | None = None,
         last_good: PrimaryProbe | None = None,  # the primary's last successful probe
-    ) -> None:
+        history: Lags | None = None,  # each replica's recent lag (dbrouting.history), drawn for people
+    ) -> None:  # fmt: skip
         self.replicas: Mapping[str, ReplicaHealth] = replicas or {}
-        self.primary = primary
-        self.last_good = last_good
+        self.primary, self.last_good, self.history = primary, last_good, history or {}
         self.primary_up = primary is None or primary.ok  # not probed yet counts as up
         # The usable replicas under the default tolerance: for which settings they were worked
         # out, until when (monotonic) they hold without a new probe, and which they are. One

@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     "SERVED_BY_HEADER": None,
     # Who may read /metrics (dbrouting.views.metrics_view) when DEBUG is off.
     "METRICS_ALLOWED_NETWORKS": ["127.0.0.1/32", "::1/128"],
+    # How far back each replica's lag is kept in the host's snapshot, for the admin page's chart and
+    # replica_status --watch (dbrouting.history: at most 120 steps whatever the length; 0: not kept).
+    "LAG_HISTORY_SECONDS": 600.0,
 }
 
 
@@ -101,6 +104,7 @@ class Config:
     causal_token_max_age_seconds: int
     served_by_header: bool
     metrics_allowed_networks: tuple[str, ...]
+    lag_history_seconds: float
 
     @property
     def connect_timeout(self) -> int:
@@ -194,6 +198,7 @@ def get_config() -> Config:
         causal_token_max_age_seconds=int(_number(merged, "CAUSAL_TOKEN_MAX_AGE_SECONDS", minimum=1)),
         served_by_header=settings.DEBUG if merged["SERVED_BY_HEADER"] is None else bool(merged["SERVED_BY_HEADER"]),
         metrics_allowed_networks=_networks(merged["METRICS_ALLOWED_NETWORKS"]),
+        lag_history_seconds=float(_number(merged, "LAG_HISTORY_SECONDS", minimum=0)),
     )
 
 

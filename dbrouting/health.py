@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from . import metrics, probe
+from . import history, metrics, probe
 from .assessment import DOWN, ReplicaHealth, Snapshot, assess, marked_down
 from .conf import Config, get_config
 from .exceptions import SettingError
@@ -76,14 +76,20 @@ class HealthCache:
             self._publish({**self.latest.replicas, alias: marked_down(current, reason)}, mark_down=True)
 
     def _publish(self, replicas: dict[str, ReplicaHealth], primary: probe.PrimaryProbe | None = None,
-                 mark_down: bool = False) -> None:  # fmt: skip
-        """A new snapshot (with the lock held), shared with the host; the gauges follow it."""
+                 mark_down: bool = False, config: Config | None = None) -> None:  # fmt: skip
+        """A new snapshot (with the lock held), shared with the host; the gauges follow it. A probe
+        round's (``config``: its settings) joins its verdicts to the lag history (``history``)."""
         last = self.latest
         if primary is not None:
             with contextlib.suppress(ImproperlyConfigured):
                 metrics.log_primary(last.primary, primary, get_config())
         primary = primary or last.primary
-        self.latest = Snapshot(replicas, primary, primary if primary is not None and primary.ok else last.last_good)
+        last_good = primary if primary is not None and primary.ok else last.last_good
+        self.latest = Snapshot(replicas, primary, last_good, last.history)
+        if config is not None:  # usable: this snapshot's answer, the router's
+            lags = history.record(last.history, replicas, self.latest.usable(config), config.lag_history_seconds,
+                                  time.monotonic())  # fmt: skip
+            self.latest = Snapshot(replicas, primary, last_good, lags)
         if self._plane is not None:  # (a mark-down: the whole host leaves the replica now)
             try:
                 self.latest = self._plane.publish(self.latest, mark_down)
@@ -201,7 +207,7 @@ class HealthCache:
                 replicas[alias] = assess(previous, result, primary, config, self.latest.last_good)
                 metrics.log_transition(previous, replicas[alias])
             before = self.latest
-            self._publish(replicas, primary)
+            self._publish(replicas, primary, config=config)
             self._behind = metrics.log_all_behind(self._behind, before, self.latest, config)
             metrics.observe_probes(results.values())
             self.rounds += 1

@@ -1,6 +1,6 @@
 """The snapshot file of a host's plane (``dbrouting.plane``): JSON whose every field is checked
 against its declared type on the way in (a file is data, never code: no pickle), and how a
-process's snapshot and the shared one merge their mark-downs."""
+process's snapshot and the shared one merge their mark-downs and their lag histories."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import json
 import time
 from typing import Any
 
+from . import history
 from .assessment import DOWN, ReplicaHealth, Snapshot
 from .conf import ALL_BEHIND_POLICIES
 from .probe import PrimaryProbe
 
-SCHEMA = 2  # of the file; part of the plane's key, so that two versions never share a plane
+SCHEMA = 3  # of the file; part of the plane's key, so that two versions never share a plane
 
 
 # A mark-down older than this is history, not news: a probe has spoken since, or no one probes
@@ -23,7 +24,8 @@ MARK_DOWN_NEWS_SECONDS = 60.0
 
 def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
     """``mine`` with each replica another process marked down, lately, since ``mine`` last
-    measured it."""
+    measured it; with ``theirs``' lag history when ``mine`` has none (a prober that starts, the
+    app restarted say, carries the host's history on: it is for people, and of this boot)."""
     replicas = dict(mine.replicas)
     now = time.monotonic()
     for alias, health in theirs.replicas.items():
@@ -31,9 +33,10 @@ def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
         news = health.state == DOWN and now - health.marked_down_at < MARK_DOWN_NEWS_SECONDS
         if news and (own is None or health.marked_down_at > max(own.marked_down_at, own.measured_at or 0.0)):
             replicas[alias] = health
-    if replicas == dict(mine.replicas):
+    adopt = not mine.history and bool(theirs.history)
+    if replicas == dict(mine.replicas) and not adopt:
         return mine
-    return Snapshot(replicas, mine.primary, mine.last_good)
+    return Snapshot(replicas, mine.primary, mine.last_good, theirs.history if adopt else mine.history)
 
 
 def encode(snapshot: Snapshot) -> bytes:
@@ -45,6 +48,7 @@ def encode(snapshot: Snapshot) -> bytes:
         "replicas": {alias: dataclasses.asdict(h) for alias, h in snapshot.replicas.items()},
         "primary": probe(snapshot.primary),
         "last_good": probe(snapshot.last_good),
+        "history": history.encode(snapshot.history),
     }).encode()  # fmt: skip
 
 
@@ -83,6 +87,7 @@ def decode(data: bytes) -> Snapshot | None:
         )
         if any(p is not None and p.policy not in (None, *ALL_BEHIND_POLICIES) for p in (primary, last_good)):
             return None
+        lags = history.decode(raw["history"], time.monotonic())
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
-    return Snapshot(replicas, primary, last_good)
+    return Snapshot(replicas, primary, last_good, lags)

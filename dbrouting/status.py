@@ -21,6 +21,7 @@ from .assessment import DOWN, LAGGING, OK, UNKNOWN, ReplicaHealth, Snapshot
 from .checks import serious
 from .conf import Config, get_config
 from .health import cache
+from .history import Lags
 
 SCHEMA_VERSION = 3
 EXIT_OK, EXIT_DEGRADED, EXIT_BROKEN = 0, 1, 2
@@ -52,9 +53,12 @@ class StatusReport:
     replication: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     exit_code: int = EXIT_OK
+    history: Lags = field(default_factory=dict, repr=False)  # the snapshot's, drawn by ``charts``; not in JSON
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA_VERSION, **asdict(self)}
+        data = asdict(self)
+        del data["history"]
+        return {"schema": SCHEMA_VERSION, **data}
 
 
 def address(alias: str) -> str:
@@ -79,7 +83,7 @@ def measure(fresh: bool = True, replication: bool = True) -> StatusReport:
     except TimeoutError as exc:
         return StatusReport(now, config.max_staleness_seconds, errors=[f"health cache: {exc}"], exit_code=EXIT_BROKEN)
     report = StatusReport(now, config.max_staleness_seconds, snapshot.policy(config), snapshot.all_behind(config),
-                          snapshot.override() is not None)  # fmt: skip
+                          snapshot.override() is not None, history=snapshot.history)  # fmt: skip
     if report.all_behind:
         report.errors.append(_all_behind_line(snapshot, config))
     if snapshot.last_good is not None and snapshot.last_good.policy_error is not None:

@@ -13,6 +13,7 @@ from . import geo
 from .forms import GistForm, NearbyForm, PageForm
 from .models import Gist
 from .pagination import Cursor, InvalidCursor, page
+from .picture import Place, draw
 
 
 @require_GET
@@ -41,15 +42,18 @@ def gist_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def gist_nearby(request: HttpRequest) -> HttpResponse:
     form = NearbyForm(request.GET if request.GET else None)
-    results = None
+    results = picture = None
     status = 200
     if form.is_bound:
         if form.is_valid():
             q = form.cleaned_data
             results = list(geo.nearby(Gist.objects.all(), q["lat"], q["lng"], q["radius_m"], q["limit"]))
+            places = (Place(g.latitude, g.longitude, g.distance_m, g.title, gist_url(g)) for g in results)
+            picture = draw(q["lat"], q["lng"], q["radius_m"], places)
         else:
             status = 400
-    return render(request, "gists/nearby.html", {"form": form, "results": results}, status=status)
+    context = {"form": form, "results": results, "picture": picture}
+    return render(request, "gists/nearby.html", context, status=status)
 
 
 @require_GET

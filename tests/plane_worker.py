@@ -1,6 +1,7 @@
 """An app process of its own for the per-host prober's tests (tests/test_plane.py) and bench B7:
 it reads through the router in a loop and prints one JSON line per tick: its role on the host's
-plane, its probe connections, its cache's states, its reads and failed reads.
+plane, its probe connections, its cache's states, its reads and failed reads, its lag history's
+length, first and newest step.
 
     python -m tests.plane_worker SECONDS [--read]   (from the project folder)
 
@@ -64,6 +65,7 @@ def main() -> None:
                 "states": {a: h.state for a, h in cache.latest.replicas.items()},
                 "reads": reads, "errors": errors[-3:], "error_count": len(errors), "served": sorted(served),
                 "changes": changes[-20:],
+                "history": {a: [len(p), p[0].at, p[-1].at] for a, p in cache.latest.history.items() if p},
             }), flush=True)  # fmt: skip
             next_report = time.monotonic() + 0.1
         time.sleep(0.01)

@@ -21,6 +21,7 @@ CONFIG = Config(
     primary_outage_max_staleness_seconds=0.0, strategy=RoundRobin(), rejoin_after_checks=2, pin_after_write=True,
     primary_read_methods=frozenset({"POST"}), token_store=None, causal_cookie_name="c",
     causal_token_max_age_seconds=60, served_by_header=False, metrics_allowed_networks=("127.0.0.1/32",),
+    lag_history_seconds=600.0,
 )  # fmt: skip
 
 

@@ -93,6 +93,8 @@ def test_checks__strategy_that_cannot_be_imported() -> None:
         ),
         ({"PRIMARY_READ_BUDGET": -1}, "PRIMARY_READ_BUDGET"),
         ({"MAX_STALENESS_HARD_SECONDS": "1m"}, "MAX_STALENESS_HARD_SECONDS"),
+        ({"LAG_HISTORY_SECONDS": -1}, r"LAG_HISTORY_SECONDS'\] must be a number >= 0"),
+        ({"LAG_HISTORY_SECONDS": None}, "LAG_HISTORY_SECONDS"),
     ],
 )
 def test_config__rejects_bad_values_clearly(value: dict, message: str) -> None:
@@ -126,6 +128,7 @@ def test_config__defaults_and_override_settings() -> None:
     with override_settings(DBROUTING={"MAX_STALENESS_SECONDS": 30}):
         assert get_config().max_staleness_seconds == 30.0
         assert get_config().check_interval_seconds == 0.5
+        assert get_config().lag_history_seconds == 600.0  # ten minutes
     assert get_config().check_interval_seconds == 0.2  # the test settings again
 
 

@@ -24,6 +24,7 @@ from dbrouting.assessment import DOWN, REJOINING, Snapshot, marked_down
 from dbrouting.conf import get_config
 from dbrouting.exceptions import SettingError
 from dbrouting.health import cache
+from dbrouting.history import Point
 
 from .conftest import wait_until
 
@@ -133,6 +134,30 @@ def test_prober_killed__a_follower_probes_within_an_interval_and_the_probe_timeo
     assert all(w.last["states"] == {"replica1": "ok", "replica2": "ok"} for w in others)
 
 
+def test_lag_history__every_process_reads_the_prober_s_and_it_outlives_the_prober(workers: list[Worker]) -> None:
+    def histories(among: list[Worker]) -> list[object]:
+        return [w.last.get("history") for w in among]
+
+    wait_until(lambda: "prober" in roles(workers), what="a prober")
+    wait_until(lambda: len({json.dumps(h) for h in histories(workers)}) == 1 and histories(workers)[0],
+               what="one history in every process")  # fmt: skip
+    first = {alias: at for alias, (_, at, _) in workers[0].last["history"].items()}  # type: ignore[union-attr]
+    [prober] = [w for w in workers if w.last["role"] == "prober"]
+    others = [w for w in workers if w is not prober]
+    os.kill(prober.process.pid, signal.SIGKILL)
+    killed = time.monotonic()
+
+    def continued() -> bool:  # in each: the same first steps, and a step begun after the kill
+        for found in histories(others):
+            if not isinstance(found, dict) or {a: at for a, (_, at, _) in found.items()} != first:
+                return False
+            if any(newest <= killed for _, _, newest in found.values()):
+                return False
+        return True
+
+    wait_until(continued, timeout=30, what="the history carried on by the new prober")
+
+
 def test_prober_stopped__a_stand_in_probes_until_it_comes_back(workers: list[Worker], runtime_dir: Path) -> None:
     wait_until(lambda: "prober" in roles(workers), what="a prober")
     [prober] = [w for w in workers if w.last["role"] == "prober"]
@@ -205,6 +230,8 @@ def test_snapshot__the_same_after_a_trip_through_the_file(runtime_dir: Path) -> 
     assert decoded.replicas == snapshot.replicas
     assert decoded.primary == snapshot.primary
     assert [h.window for h in decoded.replicas.values()] == [h.window for h in snapshot.replicas.values()]
+    assert decoded.history == snapshot.history
+    assert set(decoded.history) == {"replica1", "replica2"}
     assert snapshots.decode(b'{"replicas": {"x": {"nope": 1}}}') is None  # not ours: ignored, never trusted
 
 
@@ -219,6 +246,9 @@ def test_snapshot__the_same_after_a_trip_through_the_file(runtime_dir: Path) -> 
         lambda raw: raw["replicas"]["replica1"].update(marked_down_at=time.monotonic() + 3600),  # another boot's
         lambda raw: raw["replicas"]["replica1"].update(window=[[1.0]]),
         lambda raw: raw.update(primary={"alias": "default"}),
+        lambda raw: raw.pop("history"),  # the previous schema's fields
+        lambda raw: raw["history"]["replica1"].append([time.monotonic() + 3600, 0.0, True, False]),  # another boot's
+        lambda raw: raw["history"]["replica1"].append([time.monotonic(), 0.0, "yes", False]),
     ],
 )
 def test_snapshot__a_file_that_is_not_exactly_ours_is_never_trusted(spoil: object) -> None:
@@ -259,6 +289,29 @@ def test_merge__a_mark_down_wins_only_over_what_was_measured_before_it() -> None
     old = Snapshot({"replica1": dataclasses.replace(down.replicas["replica1"], marked_down_at=time.monotonic() - 3600)})
     assert snapshots.merge(Snapshot(), old).replicas == {}  # a file of processes long gone: history, not news
     assert snapshots.merge(later, old).replicas["replica1"].state == "ok"
+
+
+def test_merge__the_lag_history_is_mine_or_theirs_when_i_have_none() -> None:
+    mine, theirs = {"replica1": (Point(1.0, 0.0, True, False),)}, {"replica1": (Point(2.0, 9.0, False, False),)}
+    assert snapshots.merge(Snapshot(history=mine), Snapshot(history=theirs)).history == mine
+    assert snapshots.merge(Snapshot(), Snapshot(history=theirs)).history == theirs  # a prober that starts
+    alone = Snapshot()
+    assert snapshots.merge(alone, Snapshot()) is alone
+
+
+def test_lag_history__an_app_restarted_carries_on_the_host_s(runtime_dir: Path) -> None:
+    before = Worker(runtime_dir)
+    try:
+        wait_until(lambda: before.last.get("role") == "prober" and before.last.get("history"), what="a history")
+        first = {alias: at for alias, (_, at, _) in before.last["history"].items()}  # type: ignore[union-attr]
+    finally:
+        before.stop()
+    after = Worker(runtime_dir)  # the only process: it probes, from the file's history on
+    try:
+        wait_until(lambda: after.last.get("role") == "prober" and after.last.get("rounds", 0) >= 3, what="probing")  # type: ignore[operator]
+        assert {alias: at for alias, (_, at, _) in after.last["history"].items()} == first  # type: ignore[union-attr]
+    finally:
+        after.stop()
 
 
 def test_runtime_dir__an_open_folder_is_refused_and_the_process_probes_alone(tmp_path: Path) -> None:

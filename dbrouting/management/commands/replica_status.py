@@ -1,4 +1,5 @@
-"""``manage.py replica_status``: every node after a fresh probe round, as a table or JSON.
+"""``manage.py replica_status``: every node after a fresh probe round, as a table or JSON; with
+``--watch``, again and again, each replica's lag over the last minutes drawn under the table.
 
 Exit codes: 0 all healthy; 1 a replica lagging, down, promoted or not streaming; 2 the primary
 unreachable or the configuration wrong. Problems go to stderr, one line each.
@@ -6,6 +7,7 @@ unreachable or the configuration wrong. Problems go to stderr, one line each.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -13,6 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dbrouting.charts import trend_lines
 from dbrouting.status import COLUMNS, StatusReport, measure, table_rows
 
 
@@ -26,25 +29,28 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
-            help="measure again every SECONDS (default 2) until interrupted",
+            help="measure again every SECONDS (default 2) until interrupted, the lag's trend under the table",
         )  # fmt: skip
+        parser.add_argument("--count", type=int, default=None, metavar="K", help="with --watch: stop after K reports")
 
-    def handle(self, *args: Any, as_json: bool, watch: float | None, **options: Any) -> None:
+    def handle(self, *args: Any, as_json: bool, watch: float | None, count: int | None, **options: Any) -> None:
         if watch is not None and watch <= 0:
             raise CommandError("--watch needs a positive number of seconds")
+        if count is not None and (watch is None or count < 1):
+            raise CommandError("--count needs --watch and a positive number of reports")
         code = 0
         # This command reports every state itself: the health cache's log lines would repeat it.
         logger = logging.getLogger("dbrouting")
         level = logger.level
         logger.setLevel(logging.CRITICAL)
         try:
-            while True:
+            for shown in itertools.count(1):
                 report = measure()
                 if watch is not None and not as_json:
                     self.stdout.write("\x1b[2J\x1b[H", ending="")  # clear the terminal between tables
-                self._print(report, as_json=as_json)
+                self._print(report, as_json=as_json, trend=watch is not None)
                 code = report.exit_code
-                if watch is None:
+                if watch is None or shown == count:
                     break
                 time.sleep(watch)
         except KeyboardInterrupt:
@@ -54,11 +60,13 @@ class Command(BaseCommand):
         if code:
             raise SystemExit(code)
 
-    def _print(self, report: StatusReport, as_json: bool) -> None:
+    def _print(self, report: StatusReport, as_json: bool, trend: bool = False) -> None:
         if as_json or report.nodes:  # a configuration error is one line on stderr, no empty table
             self.stdout.write(
                 json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else render_table(report)
             )
+        if trend and not as_json and report.nodes:
+            self.stdout.write("\n".join(["", *trend_lines(report)]))
         for error in report.errors:
             self.stderr.write(f"replica_status: {error}")
 
