@@ -4,12 +4,13 @@ admin styled as under runserver from WhiteNoise's hashed, compressed, long-cache
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.hashers import ScryptPasswordHasher, make_password
+from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
 from django.contrib.auth.models import User
 from pgcluster import Cluster
 from playwright.sync_api import Page, Response, expect
@@ -29,11 +30,16 @@ TEN_YEARS = "max-age=315360000, public, immutable"  # WhiteNoise's Cache-Control
 Screenshot = Callable[[Page, str], Path]
 
 
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD hashed as the server's production settings prefer (the tests' own settings use a
+    fast MD5 that production refuses): the login checks it, with nothing to upgrade and save."""
+    return make_password(PASSWORD, hasher=PBKDF2PasswordHasher())
+
+
 def make_user(username: str, *, superuser: bool = False) -> None:
-    """A staff member (or superuser) written on the primary; replication is not waited for. Its
-    password hash is one the server's production settings check (not the tests' fast MD5)."""
-    password = make_password(PASSWORD, hasher=ScryptPasswordHasher())
-    user = User(username=username, password=password, is_staff=True, is_superuser=superuser)
+    """A staff member (or superuser) written on the primary; replication is not waited for."""
+    user = User(username=username, password=password_hash(), is_staff=True, is_superuser=superuser)
     as_another_client(lambda: user.save(using="default"))
 
 
