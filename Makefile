@@ -8,8 +8,13 @@ SEED_COUNT ?= 10000
 
 .PHONY: run test chaos bench bench-deps mutate mutate-cluster venv cluster-up cluster-down cluster-status cluster-destroy migrate seed lint pytest pytest-pgbouncer terraform-test
 
-run: seed  ## serve the app on 127.0.0.1:$(PORT) against the local primary and replicas
+run: seed collectstatic  ## serve the app on 127.0.0.1:$(PORT) against the local primary and replicas
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# STATIC_ROOT (staticfiles/), which WhiteNoise serves under gunicorn; runserver (DEBUG) serves the
+# apps' own folders through WhiteNoise too, so the admin looks the same under both.
+collectstatic: venv
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 test: venv cluster-up lint terraform-test pytest pytest-pgbouncer  ## ruff, mypy, terraform checks, the whole pytest suite, its routing part through PgBouncer
 
@@ -53,9 +58,21 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-pytest: venv bench-deps cluster-up  ## bench-deps: tests/test_bench_smoke.py runs bench/ at a tiny size
+pytest: venv bench-deps cluster-up chromium  ## bench-deps: tests/test_bench_smoke.py runs bench/ at a tiny size
 	bash scripts/system-packages.sh promtool:prometheus
 	$(VENV)/bin/pytest
+
+.PHONY: collectstatic chromium e2e screenshots
+
+# Debian's Chromium for the browser tests (tests/e2e/): Playwright's own browser download is not used.
+chromium:
+	bash scripts/system-packages.sh chromium:chromium
+
+e2e: venv cluster-up chromium  ## the browser tests alone (make test runs them too)
+	$(VENV)/bin/pytest tests/e2e
+
+screenshots: venv cluster-up chromium  ## the browser tests, keeping their screenshots in docs/screenshots/
+	E2E_SCREENSHOTS_DIR=docs/screenshots $(VENV)/bin/pytest tests/e2e
 
 # Routing, lag, kill -9 fallback, hung nodes, causal tokens and the primary away, again with a
 # real PgBouncer (transaction pooling) in front of every node: the README's advice, tested.

@@ -271,18 +271,23 @@ def gunicorn(env: dict[str, str], workers: int = 2, log_path: Path | None = None
     own log: worker timeouts, the app's log lines) goes to ``log_path`` if given."""
     port = free_port()
     full_env = {
-        **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
         "DEBUG": "false",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         **env,
     }
+    command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"]
+    with serve(command, full_env, port, log_path) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def serve(command: list[str], env: dict[str, str], port: int, log_path: Path | None = None) -> Iterator[str]:
+    """``command``, run in the project's folder with ``env`` over this process's environment, once
+    it serves ``/api/gists/`` on 127.0.0.1:``port``; yields its base URL and stops it afterwards."""
     log = open(log_path or os.environ.get("CHAOS_SERVER_LOG", os.devnull), "a")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
-        cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=log,
-    )  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -294,7 +299,7 @@ def gunicorn(env: dict[str, str], workers: int = 2, log_path: Path | None = None
             except OSError:
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("gunicorn did not start serving")
+                raise RuntimeError(f"{' '.join(command[1:])} did not start serving on port {port}")
             time.sleep(0.1)
         yield base
     finally:

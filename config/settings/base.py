@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # runserver leaves static files to WhiteNoise too: development serves them as gunicorn does.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_prometheus",
@@ -39,6 +41,8 @@ MIDDLEWARE = [
     # Fresh read-routing state per request: a write pins only its own request to the primary.
     "dbrouting.middleware.RoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app itself, before any other work (whitenoise.readthedocs.io).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -103,9 +107,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# Static files
+# Static files https://docs.djangoproject.com/en/5.2/howto/static-files/deployment/
+# WhiteNoise serves STATIC_ROOT (what `manage.py collectstatic` writes) under gunicorn; with DEBUG,
+# the apps' own folders. Production stores them compressed under hashed names (production.py).
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 
 # Request bodies: the JSON API answers 413 above this size.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
