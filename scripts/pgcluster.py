@@ -474,8 +474,11 @@ class Cluster:
             CREATE ROLE {APP_USER} WITH LOGIN CREATEDB PASSWORD '{APP_PASSWORD}';
           END IF;
         END $$;
-        -- The app reads pg_stat_replication and WAL positions to measure lag.
-        GRANT pg_monitor TO {APP_USER};
+        -- The router reads pg_stat_replication and pg_stat_wal_receiver to measure lag: it needs
+        -- pg_read_all_stats, no more (the least the app's role on RDS gets: manage.py create_app_role).
+        -- A cluster made before this change had pg_monitor: taken back.
+        GRANT pg_read_all_stats TO {APP_USER};
+        REVOKE pg_monitor FROM {APP_USER};
         """
         self.psql(node, sql)
         # earthdistance is not a trusted extension: the superuser creates it in template1, so

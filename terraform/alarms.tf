@@ -1,3 +1,8 @@
+# Every instance of the module, the primary first, then the replicas in alias order.
+locals {
+  instance_identifiers = concat([aws_db_instance.primary.identifier], aws_db_instance.replica[*].identifier)
+}
+
 # Replica lag, one alarm per replica, at the app's staleness tolerance: past
 # max_staleness_seconds the router stops reading from that replica, so a
 # replica that stays there has dropped out of the read pool.
@@ -48,18 +53,49 @@ resource "aws_cloudwatch_metric_alarm" "primary_cpu" {
   tags                = local.instance_tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "primary_free_storage" {
-  alarm_name          = "${aws_db_instance.primary.identifier}-free-storage"
-  alarm_description   = "${aws_db_instance.primary.identifier}: less than ${var.free_storage_alarm_threshold_gib} GiB of free storage."
+# Free storage of the primary and of each replica (count.index 0 is the
+# primary): a replica that runs out stops replaying, and storage autoscaling
+# stops at max_allocated_storage.
+resource "aws_cloudwatch_metric_alarm" "free_storage" {
+  count = 1 + var.replica_count
+
+  alarm_name          = "${local.instance_identifiers[count.index]}-free-storage"
+  alarm_description   = "${local.instance_identifiers[count.index]}: less than ${var.free_storage_alarm_threshold_gib} GiB of free storage."
   namespace           = "AWS/RDS"
   metric_name         = "FreeStorageSpace"
-  dimensions          = { DBInstanceIdentifier = aws_db_instance.primary.identifier }
+  dimensions          = { DBInstanceIdentifier = local.instance_identifiers[count.index] }
   statistic           = "Minimum"
   period              = 300
   evaluation_periods  = 2
   datapoints_to_alarm = 2
   comparison_operator = "LessThanThreshold"
   threshold           = var.free_storage_alarm_threshold_gib * 1024 * 1024 * 1024
+  treat_missing_data  = "missing"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.instance_tags
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.primary_free_storage
+  to   = aws_cloudwatch_metric_alarm.free_storage[0]
+}
+
+# WAL that a replication slot still needs stays on the primary: a replica that
+# stopped consuming (or an abandoned logical slot) fills its storage, however
+# far storage autoscaling goes.
+resource "aws_cloudwatch_metric_alarm" "replication_slot_lag" {
+  alarm_name          = "${aws_db_instance.primary.identifier}-replication-slot-lag"
+  alarm_description   = "${aws_db_instance.primary.identifier}: a replication slot holds back more than ${var.replication_slot_lag_alarm_threshold_bytes} bytes of WAL; it stays on the primary's storage until the slot's consumer catches up or the slot is dropped."
+  namespace           = "AWS/RDS"
+  metric_name         = "OldestReplicationSlotLag"
+  dimensions          = { DBInstanceIdentifier = aws_db_instance.primary.identifier }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.replication_slot_lag_alarm_threshold_bytes
   treat_missing_data  = "missing"
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
@@ -85,7 +121,7 @@ resource "aws_db_event_subscription" "instances" {
   name_prefix      = "${var.name}-db-events-"
   sns_topic        = local.event_topic_arns[count.index]
   source_type      = "db-instance"
-  source_ids       = concat([aws_db_instance.primary.identifier], aws_db_instance.replica[*].identifier)
+  source_ids       = local.instance_identifiers
   event_categories = ["availability", "failover", "failure", "read replica"]
   tags             = local.instance_tags
 

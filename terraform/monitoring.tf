@@ -1,4 +1,12 @@
-# Enhanced Monitoring publishes OS metrics through this role.
+# Enhanced Monitoring publishes OS metrics through this role. RDS may assume it
+# for this account's own instances only, and only for the module's (the
+# confused deputy: another account's instance naming this role's ARN). The
+# replicas by a pattern, so that adding one does not change the policy in the
+# same apply that creates the replica (IAM takes a moment to propagate).
+locals {
+  db_arn_prefix = "arn:${data.aws_partition.current.partition}:rds:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:db"
+}
+
 resource "aws_iam_role" "monitoring" {
   name_prefix = "${var.name}-rds-monitoring-"
   description = "${var.name}: RDS Enhanced Monitoring"
@@ -8,6 +16,10 @@ resource "aws_iam_role" "monitoring" {
       Effect    = "Allow"
       Principal = { Service = "monitoring.rds.amazonaws.com" }
       Action    = "sts:AssumeRole"
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+        ArnLike      = { "aws:SourceArn" = ["${local.db_arn_prefix}:${local.primary_id}", "${local.db_arn_prefix}:${var.name}-replica*"] }
+      }
     }]
   })
   tags = local.instance_tags

@@ -1,8 +1,11 @@
 # No output carries a password. The URLs name host, port and database only;
 # the app gets its credentials separately (see README.md, "Credentials").
 
+# verify-full: libpq checks the server's certificate against the RDS CA bundle
+# on the app's host and that it names the host of the URL (require would take
+# any certificate, a man in the middle's included).
 locals {
-  url_query = "sslmode=require"
+  url_query = "sslmode=verify-full&sslrootcert=${var.ca_bundle_path}"
 }
 
 output "primary_endpoint" {

@@ -8,7 +8,7 @@ resource "aws_db_parameter_group" "this" {
   description = "${var.name}: PostgreSQL ${local.engine_major}, primary and replicas"
 
   parameter {
-    # Clients must use TLS: the URLs in the outputs ask for sslmode=require.
+    # Clients must use TLS: the URLs in the outputs ask for sslmode=verify-full.
     name  = "rds.force_ssl"
     value = "1"
   }
@@ -60,6 +60,9 @@ resource "aws_db_instance" "primary" {
   storage_encrypted     = true
   kms_key_id            = local.kms_key_arn
 
+  # Pinned: the app verifies the server's certificate against this CA's bundle.
+  ca_cert_identifier = var.ca_cert_identifier
+
   db_subnet_group_name   = aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.db.id]
   parameter_group_name   = aws_db_parameter_group.this.name
@@ -98,7 +101,7 @@ resource "aws_db_instance" "primary" {
 }
 
 # Each replica takes from the primary, not from the variables, everything that
-# must match it: class, security groups, parameter group, key, port. Changing
+# must match it: class, security groups, parameter group, CA, key, port. Changing
 # the primary changes them all in the same plan.
 resource "aws_db_instance" "replica" {
   #checkov:skip=CKV_AWS_157:Replicas are single-AZ on purpose, each in another zone: a failed replica costs reads nothing (the router reads from the others or the primary) and RDS rebuilds it; Multi-AZ replicas would double their cost for no availability the app needs.
@@ -117,6 +120,7 @@ resource "aws_db_instance" "replica" {
 
   vpc_security_group_ids = aws_db_instance.primary.vpc_security_group_ids
   parameter_group_name   = aws_db_instance.primary.parameter_group_name
+  ca_cert_identifier     = aws_db_instance.primary.ca_cert_identifier
   port                   = aws_db_instance.primary.port
   publicly_accessible    = false
   # Spread over the subnets' zones, starting after the primary's.

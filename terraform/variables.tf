@@ -205,6 +205,30 @@ variable "kms_key_arn" {
   }
 }
 
+variable "ca_cert_identifier" {
+  description = "RDS certificate authority that signs the server certificate of the primary and of every replica, pinned so that RDS never swaps it under the app. The app verifies it (sslmode=verify-full) against the bundle at ca_bundle_path."
+  type        = string
+  default     = "rds-ca-rsa2048-g1"
+
+  validation {
+    # The RDS CAs of today (rds-ca-2019 expired in August 2024).
+    condition     = contains(["rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"], var.ca_cert_identifier)
+    error_message = "ca_cert_identifier must be an RDS certificate authority: rds-ca-rsa2048-g1, rds-ca-rsa4096-g1 or rds-ca-ecc384-g1."
+  }
+}
+
+variable "ca_bundle_path" {
+  description = "Path, on the app's hosts, of the RDS CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem): the URLs in the outputs ask libpq to verify the server's certificate and host name against it (sslmode=verify-full&sslrootcert=<this path>)."
+  type        = string
+  default     = "/etc/ssl/certs/rds-global-bundle.pem"
+
+  validation {
+    # It goes into a URL's query as is: no character that would need escaping there.
+    condition     = can(regex("^(/[A-Za-z0-9._-]+)+$", var.ca_bundle_path)) && !strcontains(var.ca_bundle_path, "/..")
+    error_message = "ca_bundle_path must be an absolute path made of letters, digits, '.', '_', '-' and '/', such as /etc/ssl/certs/rds-global-bundle.pem (no '..')."
+  }
+}
+
 variable "secret_recovery_window_days" {
   description = "Days Secrets Manager keeps the master secret after deletion (0 deletes it at once, for tests)."
   type        = number
@@ -276,13 +300,24 @@ variable "cpu_alarm_threshold_percent" {
 }
 
 variable "free_storage_alarm_threshold_gib" {
-  description = "The primary's storage alarm fires when its free storage falls below this many GiB."
+  description = "The storage alarm of the primary and of each replica fires when its free storage falls below this many GiB."
   type        = number
   default     = 5
 
   validation {
     condition     = var.free_storage_alarm_threshold_gib > 0
     error_message = "free_storage_alarm_threshold_gib must be more than 0."
+  }
+}
+
+variable "replication_slot_lag_alarm_threshold_bytes" {
+  description = "The primary's OldestReplicationSlotLag alarm fires when a replication slot (a read replica's, or logical replication's) holds back more than this many bytes of WAL for 10 minutes: WAL a slot holds stays on the primary's storage."
+  type        = number
+  default     = 1073741824
+
+  validation {
+    condition     = var.replication_slot_lag_alarm_threshold_bytes >= 1048576 && floor(var.replication_slot_lag_alarm_threshold_bytes) == var.replication_slot_lag_alarm_threshold_bytes
+    error_message = "replication_slot_lag_alarm_threshold_bytes must be a whole number of bytes, at least 1048576 (1 MiB)."
   }
 }
 

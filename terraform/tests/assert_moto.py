@@ -17,6 +17,9 @@ from typing import Any
 import boto3
 
 REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's
+CA = "rds-ca-rsa2048-g1"
+URL_QUERY = "sslmode=verify-full&sslrootcert=/etc/ssl/certs/rds-global-bundle.pem"
 _failures: list[str] = []
 _passes = 0
 
@@ -66,6 +69,7 @@ def assert_applied(endpoint: str, outputs_path: str, state_path: str) -> None:
     check(primary["CopyTagsToSnapshot"] is True, "primary copies tags to snapshots")
     check(primary_sgs == [db["security_group_id"]], "primary in the module's security group only")
     check(primary_pg == [db["parameter_group_name"]], "primary uses the module's parameter group")
+    check(primary.get("CACertificateIdentifier") == CA, f"primary's certificate authority pinned to {CA}")
 
     replica_ids = db["replica_identifiers"]
     check(replica_ids == ["gists-replica1", "gists-replica2"], f"two replicas named in alias order: {replica_ids}")
@@ -90,6 +94,7 @@ def assert_applied(endpoint: str, outputs_path: str, state_path: str) -> None:
         check(replica["StorageEncrypted"] and replica["KmsKeyId"] == key, f"{rid} encrypted with the primary's key")
         check(replica["PubliclyAccessible"] is False, f"{rid} not publicly accessible")
         check(replica["MonitoringInterval"] > 0, f"{rid} has Enhanced Monitoring")
+        check(replica.get("CACertificateIdentifier") == CA, f"{rid}'s certificate authority pinned to {CA}")
     check(
         len(zones) == len(replica_ids) and primary["AvailabilityZone"] not in zones,
         f"replicas spread over zones other than the primary's: {sorted(zones)}",
@@ -128,7 +133,17 @@ def assert_applied(endpoint: str, outputs_path: str, state_path: str) -> None:
             f"lag alarm for {rid} watches its ReplicaLag at 5 seconds",
         )
     check("gists-primary-cpu" in alarms, "CPU alarm on the primary exists")
-    check("gists-primary-free-storage" in alarms, "free storage alarm on the primary exists")
+    for instance in ["gists-primary", *replica_ids]:
+        alarm = alarms.get(f"{instance}-free-storage")
+        check(
+            alarm is not None and alarm["MetricName"] == "FreeStorageSpace" and alarm["Threshold"] == 5 * 1024**3,
+            f"free storage alarm on {instance} below 5 GiB",
+        )
+    slot = alarms.get("gists-primary-replication-slot-lag")
+    check(
+        slot is not None and slot["MetricName"] == "OldestReplicationSlotLag" and slot["Threshold"] == 1024**3,
+        "OldestReplicationSlotLag alarm on the primary above 1 GiB",
+    )
     check(
         all(a["AlarmActions"] == [outputs["alerts_topic_arn"]] for a in alarms.values()),
         "every alarm notifies the SNS topic of alarm_actions",
@@ -157,6 +172,20 @@ def assert_applied(endpoint: str, outputs_path: str, state_path: str) -> None:
         "DATABASE_REPLICA_URLS: two URLs, no credentials",
     )
     check("@" not in db["database_url"], "DATABASE_URL without credentials")
+    check(
+        all(u.endswith(f"/gists?{URL_QUERY}") for u in [db["database_url"], *urls]),
+        f"every URL asks for {URL_QUERY}",
+    )
+
+    roles = client("iam", endpoint).list_roles()["Roles"]
+    trust = [r["AssumeRolePolicyDocument"] for r in roles if r["RoleName"].startswith("gists-rds-monitoring-")]
+    conditions = [statement.get("Condition", {}) for t in trust for statement in t["Statement"]]
+    check(
+        len(conditions) == 1
+        and conditions[0].get("StringEquals") == {"aws:SourceAccount": ACCOUNT}
+        and "aws:SourceArn" in conditions[0].get("ArnLike", {}),
+        "the monitoring role trusts RDS for this account's instances only",
+    )
 
     secret = client("secretsmanager", endpoint).get_secret_value(SecretId=db["master_secret_arn"])
     value = json.loads(secret["SecretString"])

@@ -159,8 +159,8 @@ run "primary_is_hardened" {
   }
 
   assert {
-    condition     = aws_cloudwatch_metric_alarm.primary_free_storage.metric_name == "FreeStorageSpace" && aws_cloudwatch_metric_alarm.primary_free_storage.threshold == 5 * 1024 * 1024 * 1024
-    error_message = "The primary's free storage must be watched, in bytes."
+    condition     = aws_cloudwatch_metric_alarm.free_storage[0].metric_name == "FreeStorageSpace" && aws_cloudwatch_metric_alarm.free_storage[0].dimensions["DBInstanceIdentifier"] == "gists-primary"
+    error_message = "The primary's free storage must be watched (the first storage alarm)."
   }
 
   assert {
@@ -207,7 +207,7 @@ run "one_replica" {
   }
 
   assert {
-    condition     = output.database_replica_urls == "postgres://db.eu-west-1.rds.amazonaws.com:5432/gists?sslmode=require"
+    condition     = output.database_replica_urls == "postgres://db.eu-west-1.rds.amazonaws.com:5432/gists?sslmode=verify-full&sslrootcert=/etc/ssl/certs/rds-global-bundle.pem"
     error_message = "DATABASE_REPLICA_URLS must hold one credential-free URL."
   }
 }
@@ -340,5 +340,133 @@ run "no_event_subscription_without_alarm_actions" {
   assert {
     condition     = length(aws_db_event_subscription.instances) == 0
     error_message = "Without alarm_actions, no RDS event subscription may be made."
+  }
+}
+
+run "tls_verifies_the_pinned_rds_ca" {
+  command = plan
+
+  assert {
+    condition     = aws_db_instance.primary.ca_cert_identifier == "rds-ca-rsa2048-g1"
+    error_message = "The primary's CA must be pinned, by default to rds-ca-rsa2048-g1."
+  }
+
+  assert {
+    condition     = alltrue([for r in aws_db_instance.replica : r.ca_cert_identifier == aws_db_instance.primary.ca_cert_identifier])
+    error_message = "Every replica must have the primary's CA."
+  }
+
+  assert {
+    condition     = output.database_url == "postgres://db.eu-west-1.rds.amazonaws.com:5432/gists?sslmode=verify-full&sslrootcert=/etc/ssl/certs/rds-global-bundle.pem"
+    error_message = "DATABASE_URL must ask for verify-full against the RDS CA bundle at its default path."
+  }
+
+  assert {
+    condition = alltrue([for u in split(",", output.database_replica_urls) :
+      endswith(u, "/gists?sslmode=verify-full&sslrootcert=/etc/ssl/certs/rds-global-bundle.pem")
+    ]) && length(split(",", output.database_replica_urls)) == 2
+    error_message = "Every replica URL must ask for verify-full against the RDS CA bundle."
+  }
+}
+
+run "ca_and_bundle_path_are_given" {
+  command = plan
+
+  variables {
+    ca_cert_identifier = "rds-ca-ecc384-g1"
+    ca_bundle_path     = "/opt/app/certs/eu-west-1-bundle.pem"
+  }
+
+  assert {
+    condition     = alltrue([for r in concat([aws_db_instance.primary], aws_db_instance.replica) : r.ca_cert_identifier == "rds-ca-ecc384-g1"])
+    error_message = "ca_cert_identifier must be set on the primary and every replica."
+  }
+
+  assert {
+    condition = alltrue([for u in concat([output.database_url], split(",", output.database_replica_urls)) :
+      endswith(u, "?sslmode=verify-full&sslrootcert=/opt/app/certs/eu-west-1-bundle.pem")
+    ])
+    error_message = "Every URL must name the given bundle path."
+  }
+}
+
+run "monitoring_role_trusts_this_account_s_instances_only" {
+  command = plan
+
+  assert {
+    condition = jsondecode(aws_iam_role.monitoring.assume_role_policy).Statement[0].Condition == {
+      StringEquals = { "aws:SourceAccount" = "123456789012" }
+      ArnLike = { "aws:SourceArn" = [
+        "arn:aws:rds:eu-west-1:123456789012:db:gists-primary",
+        "arn:aws:rds:eu-west-1:123456789012:db:gists-replica*",
+      ] }
+    }
+    error_message = "RDS may assume the monitoring role for this account's primary and replicas only."
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role.monitoring.assume_role_policy).Statement[0].Principal == { Service = "monitoring.rds.amazonaws.com" }
+    error_message = "The monitoring role must trust Enhanced Monitoring only."
+  }
+}
+
+run "storage_and_slot_alarms_notify_alarm_actions" {
+  command = plan
+
+  variables {
+    replica_count                              = 3
+    free_storage_alarm_threshold_gib           = 8
+    replication_slot_lag_alarm_threshold_bytes = 536870912
+    alarm_actions                              = ["arn:aws:sns:eu-west-1:123456789012:db-alerts"]
+  }
+
+  assert {
+    condition     = [for a in aws_cloudwatch_metric_alarm.free_storage : a.dimensions["DBInstanceIdentifier"]] == ["gists-primary", "gists-replica1", "gists-replica2", "gists-replica3"]
+    error_message = "There must be one free storage alarm for the primary and one per replica."
+  }
+
+  assert {
+    condition = alltrue([for a in aws_cloudwatch_metric_alarm.free_storage :
+      a.metric_name == "FreeStorageSpace" && a.namespace == "AWS/RDS" && a.comparison_operator == "LessThanThreshold" &&
+      a.threshold == 8 * 1024 * 1024 * 1024 && a.alarm_name == "${a.dimensions["DBInstanceIdentifier"]}-free-storage"
+    ])
+    error_message = "Each storage alarm must fire below free_storage_alarm_threshold_gib, in bytes, for its own instance."
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.replication_slot_lag.metric_name == "OldestReplicationSlotLag" &&
+      aws_cloudwatch_metric_alarm.replication_slot_lag.namespace == "AWS/RDS" &&
+      aws_cloudwatch_metric_alarm.replication_slot_lag.dimensions["DBInstanceIdentifier"] == "gists-primary" &&
+      length(aws_cloudwatch_metric_alarm.replication_slot_lag.dimensions) == 1 &&
+      aws_cloudwatch_metric_alarm.replication_slot_lag.comparison_operator == "GreaterThanThreshold" &&
+      aws_cloudwatch_metric_alarm.replication_slot_lag.threshold == 536870912
+    )
+    error_message = "The primary's OldestReplicationSlotLag must be watched at replication_slot_lag_alarm_threshold_bytes."
+  }
+
+  assert {
+    condition = alltrue([for a in concat(aws_cloudwatch_metric_alarm.free_storage, [aws_cloudwatch_metric_alarm.replication_slot_lag]) :
+      a.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:db-alerts"]) && a.ok_actions == toset(["arn:aws:sns:eu-west-1:123456789012:db-alerts"])
+    ])
+    error_message = "The storage and slot alarms must notify alarm_actions when they fire and clear."
+  }
+}
+
+run "slot_lag_alarm_defaults_to_one_gib_and_storage_alarms_follow_replica_count" {
+  command = plan
+
+  variables {
+    replica_count = 0
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.replication_slot_lag.threshold == 1073741824
+    error_message = "The slot lag alarm must fire above 1 GiB by default."
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.free_storage) == 1 && aws_cloudwatch_metric_alarm.free_storage[0].threshold == 5 * 1024 * 1024 * 1024
+    error_message = "Without replicas only the primary's storage is watched, below 5 GiB by default."
   }
 }

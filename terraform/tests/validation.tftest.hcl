@@ -164,3 +164,51 @@ run "non_sns_alarm_action_without_event_topics_is_refused" {
   }
   expect_failures = [aws_db_event_subscription.instances]
 }
+
+run "expired_or_unknown_ca_is_refused" {
+  command = plan
+  variables {
+    ca_cert_identifier = "rds-ca-2019"
+  }
+  expect_failures = [var.ca_cert_identifier]
+}
+
+run "relative_ca_bundle_path_is_refused" {
+  command = plan
+  variables {
+    ca_bundle_path = "certs/rds-global-bundle.pem"
+  }
+  expect_failures = [var.ca_bundle_path]
+}
+
+run "ca_bundle_path_that_would_break_the_url_is_refused" {
+  command = plan
+  variables {
+    ca_bundle_path = "/etc/ssl/certs/rds bundle.pem&sslmode=disable"
+  }
+  expect_failures = [var.ca_bundle_path]
+}
+
+run "ca_bundle_path_climbing_up_is_refused" {
+  command = plan
+  variables {
+    ca_bundle_path = "/etc/ssl/../../tmp/bundle.pem"
+  }
+  expect_failures = [var.ca_bundle_path]
+}
+
+run "tiny_slot_lag_threshold_is_refused" {
+  command = plan
+  variables {
+    replication_slot_lag_alarm_threshold_bytes = 0
+  }
+  expect_failures = [var.replication_slot_lag_alarm_threshold_bytes]
+}
+
+run "fractional_slot_lag_threshold_is_refused" {
+  command = plan
+  variables {
+    replication_slot_lag_alarm_threshold_bytes = 1073741824.5
+  }
+  expect_failures = [var.replication_slot_lag_alarm_threshold_bytes]
+}
