@@ -21,6 +21,7 @@ from config.settings.local import DATABASES, INSTALLED_APPS, MIDDLEWARE
 
 DEBUG = False  # DEBUG keeps every query in memory: not what production measures
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+RATELIMIT_ENABLE = False  # every client of a benchmark is one address: the limits would measure themselves
 
 ROUTER = os.environ.get("BENCH_ROUTER", "dbrouting")
 REPLICA_DATABASES = [alias for alias in DATABASES if alias != "default"]

@@ -1,8 +1,7 @@
-"""ASGI entry point."""
-
-import os
+"""ASGI entry point (uvicorn config.asgi:application): production settings by default (config/startup.py)."""
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-application = get_asgi_application()
+from config.startup import application as load
+
+application = load(get_asgi_application)

@@ -7,6 +7,7 @@ echo a password.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,12 +21,21 @@ ENGINE = "django_prometheus.db.backends.postgresql"
 REPLICA_ENGINE = "dbrouting.backends.postgresql_prometheus"
 
 
+# A query parameter whose name holds "password" (libpq's password, sslpassword), up to the next one.
+_QUERY_PASSWORD = re.compile(r"((?:^|[?&;])[^=?&;#]*password=)[^&;#]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """The URL with anything that may be a password replaced by ``***``, for messages and logs.
+    """The URL with anything that may be a password replaced by ``***``, for messages and logs:
+    the userinfo's, and a ``?password=`` (or ``sslpassword=``) parameter's.
 
     Errs on the side of hiding: a fragment of a URL split at an unescaped comma in a password
     (``postgres://app:s3cr`` then ``et@host/db``) shows no part of that password.
     """
+    return _QUERY_PASSWORD.sub(r"\1***", _redact_userinfo(url))
+
+
+def _redact_userinfo(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         # No scheme: whatever precedes an '@' could be credentials.

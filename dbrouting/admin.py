@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -18,10 +19,12 @@ REFRESH_SECONDS = 5
 
 @admin.register(ReplicaStatus)
 class ReplicaStatusAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Every staff member may look; nobody adds, changes or deletes."""
+    """Staff with the "view replica status" permission (superusers have it) may look; nobody
+    adds, changes or deletes."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_active and request.user.is_staff)
+        user = request.user
+        return bool(user.is_active and user.is_staff and user.has_perm("dbrouting.view_replicastatus"))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
@@ -36,7 +39,9 @@ class ReplicaStatusAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        report = measure(fresh=False)  # the cache as it is: no probe, no wait
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        report = measure(fresh=False, reuse=True)  # the cache as it is, no probe, no wait, no new connection
         context = {
             **self.admin_site.each_context(request),
             "title": "Replica status",

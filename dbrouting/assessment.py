@@ -176,8 +176,9 @@ def _not_a_standby(result: ReplicaProbe, primary: PrimaryProbe | None) -> tuple[
         return DOWN, result.error
     if not result.in_recovery:
         return PROMOTED, "not in recovery: promoted"
-    ids = (result.system_identifier, primary.system_identifier if primary is not None else None)
-    if None not in ids and ids[0] != ids[1]:
+    if primary is None or primary.system_identifier is None:  # fail closed: nothing to compare with
+        return FOREIGN, "not verified as a standby of this primary: the primary has not answered yet"
+    if result.system_identifier != primary.system_identifier:
         return FOREIGN, "not a standby of this primary (another cluster's system identifier)"
     return None
 

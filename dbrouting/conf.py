@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -72,8 +72,10 @@ DEFAULTS: dict[str, Any] = {
     "CAUSAL_TOKEN_MAX_AGE_SECONDS": 3600,
     # Response headers X-DB-Served-By and X-DB-Route (node and reason of each read); None: when DEBUG.
     "SERVED_BY_HEADER": None,
-    # Who may read /metrics (dbrouting.views.metrics_view) when DEBUG is off.
+    # Who may read /metrics (dbrouting.views.metrics_view) when DEBUG is off: these networks (the
+    # peer's address: behind a proxy, the proxy's), and clients sending "Authorization: Bearer <token>".
     "METRICS_ALLOWED_NETWORKS": ["127.0.0.1/32", "::1/128"],
+    "METRICS_TOKEN": None,
     # How far back each replica's lag is kept in the host's snapshot, for the admin page's chart and
     # replica_status --watch (dbrouting.history: at most 120 steps whatever the length; 0: not kept).
     "LAG_HISTORY_SECONDS": 600.0,
@@ -105,6 +107,7 @@ class Config:
     served_by_header: bool
     metrics_allowed_networks: tuple[str, ...]
     lag_history_seconds: float
+    metrics_token: str | None = field(default=None, repr=False)  # a secret: never in a repr or a message
 
     @property
     def connect_timeout(self) -> int:
@@ -198,6 +201,7 @@ def get_config() -> Config:
         causal_token_max_age_seconds=int(_number(merged, "CAUSAL_TOKEN_MAX_AGE_SECONDS", minimum=1)),
         served_by_header=settings.DEBUG if merged["SERVED_BY_HEADER"] is None else bool(merged["SERVED_BY_HEADER"]),
         metrics_allowed_networks=_networks(merged["METRICS_ALLOWED_NETWORKS"]),
+        metrics_token=_token(merged["METRICS_TOKEN"]),
         lag_history_seconds=float(_number(merged, "LAG_HISTORY_SECONDS", minimum=0)),
     )
 
@@ -225,6 +229,12 @@ def _networks(value: Any) -> tuple[str, ...]:
             message = f"DBROUTING['METRICS_ALLOWED_NETWORKS'] has {network!r}, which is not an IP network"
             raise SettingError(message) from None
     return networks
+
+
+def _token(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and len(value) >= 32):
+        return value
+    raise SettingError("DBROUTING['METRICS_TOKEN'] must be None or a random string of at least 32 characters")
 
 
 @receiver(setting_changed)

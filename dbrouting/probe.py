@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from django.db import connections
+from django.db import connections, transaction
 from psycopg.rows import dict_row
 
 from . import lsn
@@ -100,9 +100,14 @@ def connect(alias: str, config: Config) -> psycopg.Connection[dict[str, Any]]:
     return psycopg.connect(autocommit=True, row_factory=dict_row, prepare_threshold=None, **params)
 
 
+def time_limit(timeout: float) -> str:
+    """The statement that bounds the rest of its transaction to ``timeout`` seconds."""
+    return f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}"
+
+
 def bounded(sql: str, timeout: float) -> str:
     """``sql`` in one transaction of its own that it may not outlast (``sockets.with_rows`` finds its rows)."""
-    return f"BEGIN; SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}; {sql.strip()}; COMMIT"
+    return f"BEGIN; {time_limit(timeout)}; {sql.strip()}; COMMIT"
 
 
 def describe(exc: BaseException) -> str:
@@ -173,7 +178,15 @@ FROM pg_stat_replication ORDER BY application_name
 """
 
 
-def replication(config: Config) -> list[dict[str, Any]]:
-    """The primary's ``pg_stat_replication``: one dict per standby (raises on failure)."""
-    with connect(config.primary, config) as conn:
-        return with_rows(conn.execute(bounded(REPLICATION_SQL, config.probe_timeout_seconds))).fetchall()
+def replication(config: Config, django_connection: Any = None) -> list[dict[str, Any]]:
+    """The primary's ``pg_stat_replication``: one dict per standby (raises on failure), on a
+    connection of its own, or on ``django_connection`` (its persistent one, in a transaction of
+    its own: outside one, as a request's view is)."""
+    if django_connection is None:
+        with connect(config.primary, config) as conn:
+            return with_rows(conn.execute(bounded(REPLICATION_SQL, config.probe_timeout_seconds))).fetchall()
+    with transaction.atomic(using=django_connection.alias), django_connection.cursor() as cursor:
+        cursor.execute(time_limit(config.probe_timeout_seconds))
+        cursor.execute(REPLICATION_SQL)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -67,9 +67,10 @@ def address(alias: str) -> str:
     return f"{settings_dict.get('HOST') or 'localhost'}:{settings_dict.get('PORT') or 5432}"
 
 
-def measure(fresh: bool = True, replication: bool = True) -> StatusReport:
+def measure(fresh: bool = True, replication: bool = True, reuse: bool = False) -> StatusReport:
     """The report; ``fresh`` waits for a probe round begun now, ``replication`` reads the primary's
-    ``pg_stat_replication`` (one connection)."""
+    ``pg_stat_replication``: on a connection of its own, or with ``reuse`` on Django's (a page
+    that reloads every few seconds opens none)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         config = get_config()
@@ -100,7 +101,7 @@ def measure(fresh: bool = True, replication: bool = True) -> StatusReport:
         report.errors.append(f"{config.primary} (primary) at {address(config.primary)}: {why}")
         report.exit_code = EXIT_BROKEN
     elif replication:
-        report.replication = _replication(config, report)
+        report.replication = _replication(config, report, reuse)
     usable = snapshot.usable(config)
     for alias in config.replicas:
         health = snapshot.replicas.get(alias, ReplicaHealth(alias))
@@ -124,9 +125,9 @@ def _all_behind_line(snapshot: Snapshot, config: Config) -> str:
     return start + f"stale reads from {', '.join(serving)}, up to {hard:g} s (the {policy!r} policy)"
 
 
-def _replication(config: Config, report: StatusReport) -> list[dict[str, Any]]:
+def _replication(config: Config, report: StatusReport, reuse: bool) -> list[dict[str, Any]]:
     try:
-        return probe.replication(config)
+        return probe.replication(config, connections[config.primary] if reuse else None)
     except Exception as exc:  # reported, never raised: the rest of the report stands
         report.errors.append(f"{config.primary}: pg_stat_replication unreadable: {probe.describe(exc)}")
         return []

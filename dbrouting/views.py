@@ -1,11 +1,13 @@
-"""``/metrics``: django-prometheus's exporter, answered only to allowed addresses outside DEBUG."""
+"""``/metrics``: django-prometheus's exporter, outside DEBUG answered only to an allowed address
+or to a client with the bearer token (``METRICS_TOKEN``); nobody else learns it is there."""
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse
 
 from .conf import get_config
 
@@ -13,17 +15,21 @@ from .conf import get_config
 def _allowed(request: HttpRequest) -> bool:
     if settings.DEBUG:
         return True
+    config = get_config()
+    scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if config.metrics_token is not None and scheme.lower() == "bearer":
+        return hmac.compare_digest(credentials.strip().encode(), config.metrics_token.encode())
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in get_config().metrics_allowed_networks)
+    return any(address in ipaddress.ip_network(net, strict=False) for net in config.metrics_allowed_networks)
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     from django_prometheus.exports import ExportToDjangoView  # the optional dependency, when served
 
     if not _allowed(request):
-        return HttpResponseForbidden("metrics are not served to this address\n", content_type="text/plain")
+        raise Http404("not found")
     response: HttpResponse = ExportToDjangoView(request)
     return response

@@ -21,6 +21,7 @@ from . import geo
 from .forms import GistForm, NearbyForm, PageForm
 from .models import Gist
 from .pagination import Cursor, InvalidCursor, page
+from .ratelimits import limit
 
 GIST_FIELDS = ("title", "content", "latitude", "longitude")
 NUMBER_FIELDS = ("latitude", "longitude")
@@ -71,6 +72,7 @@ def methods(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Callable[.
 
 @csrf_exempt  # JSON only: browsers cannot send application/json cross-site without CORS consent
 @methods("GET", "POST")
+@limit("write")
 def gists(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return create(request)

@@ -29,7 +29,8 @@ class DatabaseUnavailableMiddleware:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
         first_line = (str(exception).strip().splitlines() or [type(exception).__name__])[0]
-        logger.warning("database unavailable for %s %s: %s", request.method, request.path, first_line)
+        # %r: a path is the client's text; escaped, it cannot forge log lines (cf. CVE-2025-48432).
+        logger.warning("database unavailable for %r %r: %s", request.method, request.path, first_line)
         response: HttpResponse
         if request.path.startswith("/api/"):
             body = {"errors": {"database": ["Read-only for the moment: the database is unavailable; retry shortly."]}}

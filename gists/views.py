@@ -14,6 +14,7 @@ from .forms import GistForm, NearbyForm, PageForm
 from .models import Gist
 from .pagination import Cursor, InvalidCursor, page
 from .picture import Place, draw
+from .ratelimits import limit
 
 
 @require_GET
@@ -63,6 +64,7 @@ def gist_detail(request: HttpRequest, gist_id: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@limit("write")
 def gist_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = GistForm(request.POST)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django.core.cache import caches
 from django.db import connections
 from pgcluster import Cluster
 
@@ -119,6 +120,12 @@ def live_db(django_db_setup: None, django_db_blocker: pytest.FixtureDef) -> Iter
         with connections["default"].cursor() as cur:
             cur.execute(f"TRUNCATE {TABLES} CASCADE")
         wait_for_replicas()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """The rate limits' counters (the default cache) start from zero in each test."""
+    caches["default"].clear()
 
 
 @pytest.fixture(autouse=True)

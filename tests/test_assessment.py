@@ -32,11 +32,13 @@ def fit(health: ReplicaHealth, tolerance: float, max_lag_bytes: int | None = Non
 
 
 def primary(lsn: int | None = 1000, ok: bool = True) -> PrimaryProbe:
-    return PrimaryProbe("default", ok=ok, duration=0.001, started=time.monotonic(), lsn=lsn if ok else None)
+    return PrimaryProbe(
+        "default", ok=ok, duration=0.001, started=time.monotonic(), lsn=lsn if ok else None, system_identifier=1
+    )
 
 
 def replica(replay: int = 1000, receive: int | None = None, age: float | None = 3600.0, **kw: object) -> ReplicaProbe:
-    fields = {"ok": True, "in_recovery": True, "wal_receiver_status": "streaming", **kw}
+    fields = {"ok": True, "in_recovery": True, "wal_receiver_status": "streaming", "system_identifier": 1, **kw}
     return ReplicaProbe(
         "r", duration=0.001, started=time.monotonic(), receive_lsn=receive if receive is not None else replay,
         replay_lsn=replay, replay_age_seconds=age, **fields,  # type: ignore[arg-type]
@@ -154,10 +156,12 @@ def test_foreign_server__a_standby_of_another_cluster_is_not_usable() -> None:
 def test_clock_skew__a_slow_replica_clock_does_not_hide_its_lag() -> None:
     # The replica's clock is 10 s behind the primary's: its replay age reads 10 s too small.
     now = time.time()
-    prim = PrimaryProbe("default", ok=True, duration=0.0, started=time.monotonic(), lsn=5000, clock=now)
+    prim = PrimaryProbe(
+        "default", ok=True, duration=0.0, started=time.monotonic(), lsn=5000, clock=now, system_identifier=1
+    )
     rep = ReplicaProbe(
         "r", ok=True, duration=0.0, started=prim.started, in_recovery=True, wal_receiver_status="streaming",
-        receive_lsn=5000, replay_lsn=1000, replay_age_seconds=0.0, clock=now - 10.0,
+        receive_lsn=5000, replay_lsn=1000, replay_age_seconds=0.0, clock=now - 10.0, system_identifier=1,
     )  # fmt: skip
     [health] = run([(rep, prim)])
     assert health.lag_seconds == pytest.approx(10.0, abs=0.1)
@@ -228,6 +232,17 @@ def test_degraded__with_the_primary_unreachable_replicas_serve_up_to_the_outage_
     assert set(stale_alone.usable(off)) == set()  # no degraded mode: the usual 5 s, as before
 
 
+def test_foreign_server__unverified_while_the_primary_has_never_answered_gets_no_reads() -> None:
+    never = PrimaryProbe("default", ok=False, duration=0.0, started=time.monotonic(), error="refused")
+    [health] = run([(replica(replay=10, system_identifier=2), never)])
+    assert (health.state, health.reason) == ("foreign", "not verified as a standby of this primary: the primary "
+                                             "has not answered yet")  # fmt: skip
+    assert set(Snapshot({"r": health}, never).usable(CONFIG)) == set()
+    answered = PrimaryProbe("default", ok=True, duration=0.0, started=time.monotonic(), lsn=10, system_identifier=2)
+    # Once the primary answers and the identifiers match, it rejoins as any replica that left does.
+    assert assess(health, replica(replay=10, system_identifier=2), answered, CONFIG, answered).state == "rejoining"
+
+
 def test_foreign_server__is_known_while_the_primary_is_unreachable() -> None:
     down = PrimaryProbe("default", ok=False, duration=0.0, started=time.monotonic(), error="refused")
     first = PrimaryProbe("default", ok=True, duration=0.0, started=time.monotonic(), lsn=10, system_identifier=1)
@@ -289,10 +304,10 @@ def test_assess__a_replica_that_cannot_serve_keeps_what_was_known_and_says_why()
 
 def test_assess__every_field_of_a_measured_replica_behind_the_primary() -> None:
     """Clocks 2 s apart: the replay age is read on the primary's clock (skew from the probes' midpoints)."""
-    head = PrimaryProbe("default", ok=True, duration=0.004, started=99.9, lsn=5000, clock=1000.0)
+    head = PrimaryProbe("default", ok=True, duration=0.004, started=99.9, lsn=5000, clock=1000.0, system_identifier=1)
     probe = ReplicaProbe(
         "r", ok=True, duration=0.002, started=100.0, in_recovery=True, receive_lsn=4500, replay_lsn=4001,
-        replay_age_seconds=3.0, wal_receiver_status="streaming", clock=1002.0,
+        replay_age_seconds=3.0, wal_receiver_status="streaming", clock=1002.0, system_identifier=1,
     )  # fmt: skip
     health = assess(ReplicaHealth("r"), probe, head, CONFIG, None)
     skew = (1002.0 - 1000.0) - ((100.0 + 0.001) - (99.9 + 0.002))
@@ -356,7 +371,8 @@ def test_availability__the_outage_tolerance_only_while_the_primary_is_away() -> 
     outage = dataclasses.replace(CONFIG, primary_outage_max_staleness_seconds=300.0)
     [up] = run([(replica(replay=4000, age=60.0), primary(lsn=4500))], outage)
     assert up.state == "lagging"  # the primary answers: the usual 5 s
-    [away] = run([(replica(replay=4000, receive=4000, age=60.0), primary(ok=False))], outage)
+    answered = (replica(replay=4000, receive=4000, age=60.0), primary(lsn=4500))  # a standby of this primary
+    [_, away] = run([answered, (replica(replay=4000, receive=4000, age=60.0), primary(ok=False))], outage)
     assert away.state == "ok"  # degraded mode: up to 300 s
 
 
@@ -386,7 +402,8 @@ def test_snapshot_usable__the_tolerance_the_byte_limit_and_degraded_modes_freshe
 def test_lag__the_replay_age_itself_when_nothing_tighter_is_known() -> None:
     [young] = run([(replica(replay=3000, age=0.5), primary(lsn=3500))])
     assert young.lag_seconds == 0.5
-    [cut_off] = run([(replica(replay=3000, age=2.0, clock=1000.0), primary(ok=False))])  # no primary clock
+    answered = (replica(replay=3000, age=2.0), primary(lsn=3500))  # a standby of this primary
+    [_, cut_off] = run([answered, (replica(replay=3000, age=2.0, clock=1000.0), primary(ok=False))])  # no primary clock
     assert cut_off.lag_seconds == 2.0
     carried = assess(dataclasses.replace(ReplicaHealth("r"), marked_down_at=42.0), *run_args(), CONFIG, None)
     assert carried.marked_down_at == 42.0  # a request's mark-down is remembered by the next measure
@@ -426,7 +443,8 @@ def test_lag__no_replay_position_yet_and_no_bound_at_all() -> None:
 
 def test_availability__no_receive_position_known_counts_as_replayed_all() -> None:
     probe = ReplicaProbe("r", ok=True, duration=0.001, started=time.monotonic(), in_recovery=True, receive_lsn=None,
-                         replay_lsn=5000, replay_age_seconds=1.0, wal_receiver_status=None)  # fmt: skip
+                         replay_lsn=5000, replay_age_seconds=1.0, wal_receiver_status=None,
+                         system_identifier=1)  # fmt: skip
     health = assess(ReplicaHealth("r"), probe, primary(lsn=5100), CONFIG, None)
     assert (health.state, health.lag_seconds) == ("ok", 1.0)
 

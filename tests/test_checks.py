@@ -95,6 +95,7 @@ def test_checks__strategy_that_cannot_be_imported() -> None:
         ({"MAX_STALENESS_HARD_SECONDS": "1m"}, "MAX_STALENESS_HARD_SECONDS"),
         ({"LAG_HISTORY_SECONDS": -1}, r"LAG_HISTORY_SECONDS'\] must be a number >= 0"),
         ({"LAG_HISTORY_SECONDS": None}, "LAG_HISTORY_SECONDS"),
+        ({"METRICS_TOKEN": "short-secret"}, r"METRICS_TOKEN'\] must be None or a random string of at least 32"),
     ],
 )
 def test_config__rejects_bad_values_clearly(value: dict, message: str) -> None:
@@ -102,6 +103,16 @@ def test_config__rejects_bad_values_clearly(value: dict, message: str) -> None:
         with pytest.raises(ImproperlyConfigured, match=message):
             get_config()
         assert "dbrouting.E007" in ids()
+
+
+def test_config__the_metrics_token_is_never_shown() -> None:
+    token = "s3cret-" * 6
+    with override_settings(DBROUTING={"METRICS_TOKEN": token}):
+        assert get_config().metrics_token == token
+        assert token not in repr(get_config())
+    with override_settings(DBROUTING={"METRICS_TOKEN": "s3cret"}), pytest.raises(ImproperlyConfigured) as refused:
+        get_config()
+    assert "s3cret" not in str(refused.value)
 
 
 def test_config__default_replicas_are_the_aliases_on_dbrouting_engines() -> None:

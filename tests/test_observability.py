@@ -9,9 +9,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import connections
 from django.test import Client, override_settings
 from pgcluster import Cluster
@@ -116,10 +117,20 @@ def test_metrics_endpoint__open_to_allowed_networks_only(client: Client) -> None
     assert b"dbrouting_reads_total" in response.content
     config = {**settings.DBROUTING, "METRICS_ALLOWED_NETWORKS": ["10.0.0.0/8"]}
     with override_settings(DBROUTING=config):
-        assert client.get("/metrics").status_code == 403
+        assert client.get("/metrics").status_code == 404  # nobody else learns it is there
         assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
         with override_settings(DEBUG=True):
             assert client.get("/metrics").status_code == 200
+
+
+def test_metrics_endpoint__a_bearer_token_opens_it_from_anywhere_and_nothing_else_does(client: Client) -> None:
+    token = "t" * 40
+    config = {**settings.DBROUTING, "METRICS_ALLOWED_NETWORKS": [], "METRICS_TOKEN": token}
+    with override_settings(DBROUTING=config):
+        assert client.get("/metrics").status_code == 404  # default deny: no network is allowed
+        assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}x").status_code == 404
+        assert client.get("/metrics", HTTP_AUTHORIZATION=f"Basic {token}").status_code == 404
+        assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}", REMOTE_ADDR="192.0.2.1").status_code == 200
 
 
 # -- admin ----------------------------------------------------------------------------------
@@ -127,7 +138,9 @@ def test_metrics_endpoint__open_to_allowed_networks_only(client: Client) -> None
 
 @pytest.fixture
 def staff() -> Client:
-    User.objects.db_manager("default").create_user("staff", "s@example.com", "pw-for-tests-only", is_staff=True)
+    staff = User.objects.db_manager("default").create_user("staff", "s@example.com", "pw-for-tests-only", is_staff=True)
+    staff.user_permissions.add(Permission.objects.db_manager("default").get(codename="view_replicastatus"))
+    User.objects.db_manager("default").create_user("clerk", "c@example.com", "pw-for-tests-only", is_staff=True)
     User.objects.db_manager("default").create_user("user", "u@example.com", "pw-for-tests-only")
     User.objects.db_manager("default").create_superuser("root", "r@example.com", "pw-for-tests-only")
     wait_for_replicas()
@@ -181,6 +194,19 @@ def test_admin_policy_override__a_superuser_sets_it_and_the_probers_follow(staff
     wait_until(lambda: cache.snapshot().policy(get_config()) == "primary", what="the override gone")
 
 
+def test_admin_status_page__reloading_opens_no_connection(staff: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    for _ in range(4):  # Django's persistent connections to each node, as a running site has them
+        assert staff.get("/admin/dbrouting/replicastatus/").status_code == 200
+    opened: list[object] = []
+    real = psycopg.connect
+    monkeypatch.setattr(psycopg, "connect", lambda *a, **k: opened.append(k.get("port")) or real(*a, **k))
+    for _ in range(3):
+        page = staff.get("/admin/dbrouting/replicastatus/")
+        assert '<table id="replication">' in page.content.decode()
+        assert "streaming" in page.content.decode()  # pg_stat_replication, read on Django's connection
+    assert opened == []
+
+
 def test_admin_status_page__refused_to_others(staff: Client) -> None:
     assert Client().get("/admin/dbrouting/replicastatus/").status_code == 302
     user = Client()
@@ -190,6 +216,11 @@ def test_admin_status_page__refused_to_others(staff: Client) -> None:
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
     assert staff.post("/admin/dbrouting/replicastatus/add/").status_code in (403, 404)
+    clerk = Client()  # staff without the "view replica status" permission
+    assert clerk.login(username="clerk", password="pw-for-tests-only")
+    wait_for_replicas()
+    assert clerk.get("/admin/dbrouting/replicastatus/").status_code == 403
+    assert b"/admin/dbrouting/replicastatus/" not in clerk.get("/admin/").content
 
 
 def test_gist_admin__add_and_change_round_trip_through_the_router(staff: Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -114,21 +115,65 @@ def test_production__refuses_to_start_without_a_real_secret_key() -> None:
 
 
 def test_production__refuses_to_start_without_database_url() -> None:
-    env = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "k" * 60}
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "a.example",
+    }
     proc = run_manage(env, "check")
     assert proc.returncode == 2
     assert "DATABASE_URL is required" in proc.stderr
 
 
-def test_production__starts_with_real_values() -> None:
+def test_production__refuses_to_start_without_allowed_hosts() -> None:
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": "k" * 60,
-        "DATABASE_URL": "postgres://u:p@h/db",
-        "ALLOWED_HOSTS": "gists.example.com",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": "postgres://h/db",
     }
-    proc = run_manage(env, "check", "--deploy", "--fail-level", "ERROR")
+    proc = run_manage(env, "check")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "configuration error: ALLOWED_HOSTS is required in production: the site's host names, comma-separated"
+    )
+
+
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "DATABASE_URL": "postgres://u:p@h/db",
+    "ALLOWED_HOSTS": "gists.example.com",
+    "CACHE_URL": "redis://127.0.0.1:6379/0",  # not connected to by the checks
+}
+
+
+def test_production__check_deploy_has_no_warning_with_the_documented_variables() -> None:
+    proc = run_manage(PRODUCTION, "check", "--deploy", "--fail-level", "WARNING")
     assert proc.returncode == 0, proc.stderr
+    assert "no issues" in proc.stdout
+
+
+def test_production__per_process_rate_limits_are_a_deploy_warning() -> None:
+    proc = run_manage({**PRODUCTION, "CACHE_URL": "locmemcache://"}, "check", "--deploy")
+    assert "gists.W001" in proc.stderr
+
+
+def test_production__proxy_headers_are_trusted_only_behind_a_declared_proxy() -> None:
+    show = "from django.conf import settings as s; print(getattr(s, 'SECURE_PROXY_SSL_HEADER', None))"
+    direct = run_manage(PRODUCTION, "shell", "-c", show)
+    assert direct.stdout.splitlines()[-1] == "None", direct.stderr
+    proxied = run_manage({**PRODUCTION, "TRUSTED_PROXY_COUNT": "1"}, "shell", "-c", show)
+    assert proxied.stdout.splitlines()[-1] == "('HTTP_X_FORWARDED_PROTO', 'https')", proxied.stderr
+
+
+def test_wsgi__defaults_to_production_and_refuses_to_start_unconfigured() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE" and not k.startswith("SECRET")}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import config.wsgi"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("configuration error: SECRET_KEY must be set")
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize(("name", "value"), [("DB_CONN_MAX_AGE", "soon"), ("DBROUTING_MAX_STALENESS_SECONDS", "1.5s")])
@@ -137,3 +182,25 @@ def test_manage__bad_number_is_one_line_naming_the_variable(name: str, value: st
     assert proc.returncode == 2
     kind = "an integer" if name.startswith("DB_") else "a number"
     assert proc.stderr.strip() == f"configuration error: {name} must be {kind}, not {value!r}"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgres://u@h/db?password=s3cret&sslmode=require", "postgres://u@h/db?password=***&sslmode=require"),
+        (
+            "postgres://h/db?sslmode=verify-full&sslpassword=s3cret",
+            "postgres://h/db?sslmode=verify-full&sslpassword=***",
+        ),
+        ("postgres://u:s3cret@h/db?PASSWORD=s3cret", "postgres://u:***@h/db?PASSWORD=***"),
+    ],
+)
+def test_redact__a_password_in_a_query_parameter_is_hidden(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+def test_manage__a_password_in_a_query_parameter_is_never_printed() -> None:
+    proc = run_manage({"DATABASE_REPLICA_URLS": f"postgres://h:bad/db?password={SECRET}"}, "check")
+    assert proc.returncode == 2
+    assert "?password=***" in proc.stderr
+    assert SECRET not in proc.stderr + proc.stdout

@@ -20,6 +20,11 @@ if (BASE_DIR / ".env").is_file():
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
+# Proxies in front of the app that append the client's address to X-Forwarded-For and set
+# X-Forwarded-Proto (a load balancer: 1). 0: requests come straight from clients, whose headers
+# are never trusted. https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
+TRUSTED_PROXY_COUNT = env_number(env, "TRUSTED_PROXY_COUNT", 0)
+
 # Applications
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -38,6 +43,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # A client's requests with a causal token (its reads go to the primary) are limited.
+    "gists.ratelimits.CausalReadLimitMiddleware",
     # Fresh read-routing state per request: a write pins only its own request to the primary.
     "dbrouting.middleware.RoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -88,10 +95,26 @@ DBROUTING = {
     "ALL_BEHIND_POLICY": env.str("DBROUTING_ALL_BEHIND_POLICY", default="primary"),
     "MAX_STALENESS_HARD_SECONDS": env_number(env, "DBROUTING_MAX_STALENESS_HARD_SECONDS", None, float),
     "PRIMARY_READ_BUDGET": env_number(env, "DBROUTING_PRIMARY_READ_BUDGET", 50.0, float),
-    # Outside DEBUG, /metrics answers only these networks (Prometheus' scraper).
+    # Outside DEBUG, /metrics answers only these networks (REMOTE_ADDR: never behind a proxy)...
     "METRICS_ALLOWED_NETWORKS": env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]),
+    # ... and any client that sends "Authorization: Bearer <METRICS_TOKEN>" (Prometheus' authorization).
+    "METRICS_TOKEN": env.str("METRICS_TOKEN", default=None),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Cache: the rate limits' counters. Production shares one between processes and hosts
+# (redis://host:6379/0); the default is per process. https://django-environ.readthedocs.io/en/latest/types.html#environ-env-cache-url
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# Abuse limits per client address, "count/period" (s, m, h, d) or "" for none: gists/ratelimits.py.
+RATELIMITS = {
+    "write": env.str("RATELIMIT_WRITES", default="20/m"),  # gists created, form and API
+    "login": env.str("RATELIMIT_LOGINS", default="10/m"),  # admin login attempts per address
+    "login_user": env.str("RATELIMIT_LOGINS_PER_USER", default="5/m"),  # ... per user name
+    "causal": env.str("RATELIMIT_CAUSAL_READS", default="300/m"),  # requests carrying a causal token
+}
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+RATELIMIT_IP_META_KEY = "gists.ratelimits.client_ip"
 
 # Passwords https://docs.djangoproject.com/en/5.2/topics/auth/passwords/
 AUTH_PASSWORD_VALIDATORS = [

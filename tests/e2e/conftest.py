@@ -66,6 +66,10 @@ def server_env(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) 
         "STATIC_ROOT": str(tmp_path_factory.mktemp("static")),
         # Plain HTTP on the loopback: cookies without the Secure flag that production sets behind TLS.
         "SESSION_COOKIE_SECURE": "false",
+        "SECURE_SSL_REDIRECT": "false",
+        "RATELIMIT_ENABLE": "true",
+        "METRICS_TOKEN": secrets.token_urlsafe(32),  # production's limits (the harness turns them off for load)
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CSRF_COOKIE_SECURE": "false",
         "DBROUTING_CHECK_INTERVAL_SECONDS": "0.2",
     }

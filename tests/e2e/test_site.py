@@ -4,6 +4,8 @@ while the replicas replay nothing), list and paginate, search nearby."""
 from __future__ import annotations
 
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -113,3 +115,14 @@ def test_nearby__bad_input_is_explained_good_input_finds_the_nearest_first(page:
     found = page.locator(".gist")
     for rank, name in enumerate(("Place Dauphine", "Quai de Conti", "Notre-Dame")):
         expect(found.nth(rank)).to_contain_text(name)
+
+
+def test_metrics__not_on_the_public_site_without_the_token(base_url: str, server_env: dict[str, str]) -> None:
+    # The production settings, from 127.0.0.1 (what a proxy on the same host looks like).
+    for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(f"{base_url}/metrics", headers=headers), timeout=10)
+        assert refused.value.code == 404
+    scraper = {"Authorization": f"Bearer {server_env['METRICS_TOKEN']}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{base_url}/metrics", headers=scraper), timeout=10) as ok:
+        assert b"dbrouting_reads_total" in ok.read()

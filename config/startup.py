@@ -1,0 +1,23 @@
+"""What the WSGI and ASGI entry points share: production settings unless DJANGO_SETTINGS_MODULE
+names others, so that a deploy that forgets it refuses to start (no SECRET_KEY, ALLOWED_HOSTS
+or DATABASE_URL) rather than serve the development settings; and a configuration error as one
+line, no traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
+
+App = TypeVar("App")
+
+
+def application(build: Callable[[], App]) -> App:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
+    try:
+        return build()
+    except ImproperlyConfigured as exc:  # the operator's to fix
+        sys.exit(f"configuration error: {exc}")
