@@ -13,6 +13,8 @@ from typing import TypeVar
 from django.core.exceptions import ImproperlyConfigured
 
 App = TypeVar("App")
+# gunicorn's arbiter stops (instead of starting worker after worker) on this exit code of a worker.
+APP_LOAD_ERROR = 4
 
 
 def application(build: Callable[[], App]) -> App:
@@ -20,4 +22,5 @@ def application(build: Callable[[], App]) -> App:
     try:
         return build()
     except ImproperlyConfigured as exc:  # the operator's to fix
-        sys.exit(f"configuration error: {exc}")
+        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.exit(APP_LOAD_ERROR)

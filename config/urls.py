@@ -8,7 +8,7 @@ from gists.ratelimits import limit
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="gists:list", permanent=False)),
     # The admin's login, limited per client address and per user name (gists/ratelimits.py).
-    path("admin/login/", limit("login")(limit("login_user", key="post:username")(admin.site.login))),
+    path("admin/login/", limit("login")(limit("login_user", key="user_name")(admin.site.login))),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("", include("gists.urls")),

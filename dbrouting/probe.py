@@ -180,9 +180,9 @@ FROM pg_stat_replication ORDER BY application_name
 
 def replication(config: Config, django_connection: Any = None) -> list[dict[str, Any]]:
     """The primary's ``pg_stat_replication``: one dict per standby (raises on failure), on a
-    connection of its own, or on ``django_connection`` (its persistent one, in a transaction of
-    its own: outside one, as a request's view is)."""
-    if django_connection is None:
+    connection of its own, or on ``django_connection`` (its persistent one) in a transaction of its
+    own when no transaction is open there (under ATOMIC_REQUESTS, a connection of its own)."""
+    if django_connection is None or django_connection.in_atomic_block:  # (SET LOCAL would outlive the query)
         with connect(config.primary, config) as conn:
             return with_rows(conn.execute(bounded(REPLICATION_SQL, config.probe_timeout_seconds))).fetchall()
     with transaction.atomic(using=django_connection.alias), django_connection.cursor() as cursor:

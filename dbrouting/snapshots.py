@@ -24,8 +24,9 @@ MARK_DOWN_NEWS_SECONDS = 60.0
 
 def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
     """``mine`` with each replica another process marked down, lately, since ``mine`` last
-    measured it; with ``theirs``' lag history when ``mine`` has none (a prober that starts, the
-    app restarted say, carries the host's history on: it is for people, and of this boot)."""
+    measured it; with ``theirs``' lag history and last good primary probe when ``mine`` has none
+    (a prober that starts, the app restarted say, carries the host's on: both are of this boot,
+    and the primary's identifier is what a replica is checked against while the primary is away)."""
     replicas = dict(mine.replicas)
     now = time.monotonic()
     for alias, health in theirs.replicas.items():
@@ -34,9 +35,10 @@ def merge(mine: Snapshot, theirs: Snapshot) -> Snapshot:
         if news and (own is None or health.marked_down_at > max(own.marked_down_at, own.measured_at or 0.0)):
             replicas[alias] = health
     adopt = not mine.history and bool(theirs.history)
-    if replicas == dict(mine.replicas) and not adopt:
+    last_good = mine.last_good or theirs.last_good
+    if replicas == dict(mine.replicas) and not adopt and last_good is mine.last_good:
         return mine
-    return Snapshot(replicas, mine.primary, mine.last_good, theirs.history if adopt else mine.history)
+    return Snapshot(replicas, mine.primary, last_good, theirs.history if adopt else mine.history)
 
 
 def encode(snapshot: Snapshot) -> bytes:

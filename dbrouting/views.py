@@ -19,6 +19,8 @@ def _allowed(request: HttpRequest) -> bool:
     scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if config.metrics_token is not None and scheme.lower() == "bearer":
         return hmac.compare_digest(credentials.strip().encode(), config.metrics_token.encode())
+    if "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META:
+        return False  # came through a proxy: its peer address is the proxy's, whoever sent it
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:

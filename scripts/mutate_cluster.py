@@ -14,7 +14,9 @@ and run it again, and only the mutants without a result (or whose function chang
     make mutate-cluster                                   # every mutant: hours
     make mutate-cluster MUTANTS='dbrouting.router.x__all_behind*'   # a sample: minutes
 
-Standard library only; the tests use the cluster of ``make cluster-up`` (PGCLUSTER_PORT_BASE).
+Standard library only; the tests use the cluster of ``make cluster-up`` (PGCLUSTER_PORT_BASE) and
+its test database: not at the same time as ``make test`` on the same cluster (give one of them
+another PGCLUSTER_PORT_BASE and PGCLUSTER_DIR).
 """
 
 from __future__ import annotations
@@ -30,7 +32,18 @@ PROJECT = Path(__file__).resolve().parent.parent
 WORK = PROJECT / ".mutate-cluster"
 SOURCES = ["dbrouting/router.py", "dbrouting/health.py", "dbrouting/probe.py", "dbrouting/rounds.py"]
 TESTS = ["tests/test_router.py", "tests/test_probe.py", "tests/test_health_cache.py", "tests/test_all_behind.py"]
-NOT_COPIED = shutil.ignore_patterns(".git", ".venv*", ".pgdata", "mutants", ".mutate-cluster", "*_cache", "__pycache__")
+NOT_COPIED = shutil.ignore_patterns(
+    ".git",
+    ".venv*",
+    ".pgdata",
+    "mutants",
+    ".mutate-cluster",
+    "*_cache",
+    "__pycache__",
+    ".terraform*",
+    ".hypothesis",
+    "staticfiles",
+)
 
 
 def _toml_list(items: list[str]) -> str:
@@ -67,7 +80,7 @@ def main() -> int:
     if run.returncode not in (0, 1):  # 1: interrupted with results saved so far
         return run.returncode
     subprocess.run([mutmut, "export-cicd-stats"], cwd=WORK, env=env, check=True, stdout=subprocess.DEVNULL)
-    score = subprocess.run([sys.executable, str(PROJECT / "scripts" / "mutation_score.py")], cwd=WORK)
+    score = subprocess.run([sys.executable, str(PROJECT / "scripts" / "mutation_score.py"), "--sample"], cwd=WORK)
     print(f"(mutmut's commands for these results run in {WORK.name}/: cd {WORK.name} && ../.venv/bin/mutmut results)")
     return score.returncode
 

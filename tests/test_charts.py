@@ -216,7 +216,7 @@ PAUSED = {"CHECK_INTERVAL_SECONDS": 0.2, "MAX_STALENESS_SECONDS": 1.0, "LAG_HIST
 def test_paused_replica__history_admin_chart_and_watch_show_its_lag_growing_then_back(
     replay_control: Cluster,
 ) -> None:
-    User.objects.db_manager("default").create_user("staff", "s@example.com", "pw-for-tests-only", is_staff=True)
+    User.objects.db_manager("default").create_superuser("staff", "s@example.com", "pw-for-tests-only")
     wait_for_replicas()
     staff = Client()
     assert staff.login(username="staff", password="pw-for-tests-only")

@@ -133,6 +133,15 @@ def test_metrics_endpoint__a_bearer_token_opens_it_from_anywhere_and_nothing_els
         assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}", REMOTE_ADDR="192.0.2.1").status_code == 200
 
 
+def test_metrics_endpoint__an_allowed_network_does_not_count_through_a_proxy(client: Client) -> None:
+    config = {**settings.DBROUTING, "METRICS_ALLOWED_NETWORKS": ["10.0.0.0/8"]}
+    with override_settings(DBROUTING=config):
+        assert client.get("/metrics", REMOTE_ADDR="10.0.0.5").status_code == 200  # Prometheus, directly
+        # The load balancer, inside the VPC's network, forwarding a client's request.
+        assert client.get("/metrics", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 404
+        assert client.get("/metrics", REMOTE_ADDR="10.0.0.9", HTTP_FORWARDED="for=198.51.100.7").status_code == 404
+
+
 # -- admin ----------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from dbrouting.conf import get_config
 from dbrouting.exceptions import SettingError
 from dbrouting.health import cache
 from dbrouting.history import Point
+from dbrouting.probe import PrimaryProbe
 
 from .conftest import wait_until
 
@@ -289,6 +290,16 @@ def test_merge__a_mark_down_wins_only_over_what_was_measured_before_it() -> None
     old = Snapshot({"replica1": dataclasses.replace(down.replicas["replica1"], marked_down_at=time.monotonic() - 3600)})
     assert snapshots.merge(Snapshot(), old).replicas == {}  # a file of processes long gone: history, not news
     assert snapshots.merge(later, old).replicas["replica1"].state == "ok"
+
+
+def test_merge__the_primarys_last_good_probe_is_mine_or_theirs_when_i_have_none() -> None:
+    seen = PrimaryProbe("default", ok=True, duration=0.0, started=time.monotonic(), lsn=10, system_identifier=7)
+    away = PrimaryProbe("default", ok=False, duration=0.0, started=time.monotonic(), error="refused")
+    # A prober that starts while the primary is away keeps checking replicas against the host's
+    # last known identifier instead of refusing them all as unverified.
+    assert snapshots.merge(Snapshot(primary=away), Snapshot(primary=seen, last_good=seen)).last_good == seen
+    mine = dataclasses.replace(seen, lsn=20)
+    assert snapshots.merge(Snapshot(last_good=mine), Snapshot(last_good=seen)).last_good == mine
 
 
 def test_merge__the_lag_history_is_mine_or_theirs_when_i_have_none() -> None:

@@ -166,12 +166,31 @@ def test_production__proxy_headers_are_trusted_only_behind_a_declared_proxy() ->
     assert proxied.stdout.splitlines()[-1] == "('HTTP_X_FORWARDED_PROTO', 'https')", proxied.stderr
 
 
-def test_wsgi__defaults_to_production_and_refuses_to_start_unconfigured() -> None:
+def test_gunicorn__defaults_to_production_and_stops_when_unconfigured() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE" and not k.startswith("SECRET")}
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "config/gunicorn.conf.py",
+        "--bind",
+        "127.0.0.1:0",
+        "config.wsgi",
+    ]
+    # A worker that exits with any other code than 4 is started again, and again: no timeout here.
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "configuration error: SECRET_KEY must be set" in proc.stderr
+    assert "App failed to load" in proc.stderr  # gunicorn's own line as it stops
+
+
+def test_asgi__defaults_to_production_and_refuses_to_start_unconfigured() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE" and not k.startswith("SECRET")}
     proc = subprocess.run(
-        [sys.executable, "-c", "import config.wsgi"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", "import config.asgi"], cwd=ROOT, env=env, capture_output=True, text=True
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 4
     assert proc.stderr.startswith("configuration error: SECRET_KEY must be set")
     assert "Traceback" not in proc.stderr
 
@@ -204,3 +223,16 @@ def test_manage__a_password_in_a_query_parameter_is_never_printed() -> None:
     assert proc.returncode == 2
     assert "?password=***" in proc.stderr
     assert SECRET not in proc.stderr + proc.stdout
+
+
+def test_production__metrics_scraped_directly_over_http_with_the_token_and_nothing_else_is() -> None:
+    token = secrets.token_urlsafe(32)
+    code = (
+        "from django.test import Client\n"
+        "c = Client(HTTP_HOST='gists.example.com')\n"
+        f"print(c.get('/metrics', HTTP_AUTHORIZATION='Bearer {token}').status_code,"
+        " c.get('/metrics').status_code, c.get('/gists/').status_code)"
+    )
+    proc = run_manage({**PRODUCTION, "METRICS_TOKEN": token}, "shell", "-c", code)
+    # /metrics: 200 over plain HTTP with the token, 404 without; every page else: redirected to HTTPS.
+    assert proc.stdout.splitlines()[-1] == "200 404 301", proc.stderr

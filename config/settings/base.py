@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 
+from config.caches import cache_from_url
 from config.databases import env_number
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -43,13 +44,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    # A client's requests with a causal token (its reads go to the primary) are limited.
-    "gists.ratelimits.CausalReadLimitMiddleware",
     # Fresh read-routing state per request: a write pins only its own request to the primary.
     "dbrouting.middleware.RoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from the app itself, before any other work (whitenoise.readthedocs.io).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A client's requests held to a causal token (their reads go to the primary) are limited.
+    "gists.ratelimits.CausalReadLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -104,7 +105,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: the rate limits' counters. Production shares one between processes and hosts
 # (redis://host:6379/0); the default is per process. https://django-environ.readthedocs.io/en/latest/types.html#environ-env-cache-url
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+CACHES = {"default": cache_from_url(env.str("CACHE_URL", default="locmemcache://"))}
 
 # Abuse limits per client address, "count/period" (s, m, h, d) or "" for none: gists/ratelimits.py.
 RATELIMITS = {
@@ -114,7 +115,6 @@ RATELIMITS = {
     "causal": env.str("RATELIMIT_CAUSAL_READS", default="300/m"),  # requests carrying a causal token
 }
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
-RATELIMIT_IP_META_KEY = "gists.ratelimits.client_ip"
 
 # Passwords https://docs.djangoproject.com/en/5.2/topics/auth/passwords/
 AUTH_PASSWORD_VALIDATORS = [

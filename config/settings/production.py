@@ -44,6 +44,7 @@ STORAGES = {
 if TRUSTED_PROXY_COUNT:  # noqa: F405
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]  # Prometheus scrapes each host directly, over HTTP
 # Browsers keep to HTTPS for a year, subdomains included; "preload" consents to browsers' lists
 # (https://hstspreload.org: a separate, manual step). Set SECURE_HSTS_SECONDS=0 before first deploy
 # on a domain whose subdomains are not all HTTPS yet.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from pgcluster import Cluster
 from playwright.sync_api import Page, Response, expect
 
@@ -37,10 +37,16 @@ def password_hash() -> str:
     return make_password(PASSWORD, hasher=PBKDF2PasswordHasher())
 
 
-def make_user(username: str, *, superuser: bool = False) -> None:
-    """A staff member (or superuser) written on the primary; replication is not waited for."""
+def make_user(username: str, *, superuser: bool = False, permissions: tuple[str, ...] = ()) -> None:
+    """A staff member (or superuser) written on the primary, with ``permissions`` (codenames);
+    replication is not waited for."""
     user = User(username=username, password=password_hash(), is_staff=True, is_superuser=superuser)
-    as_another_client(lambda: user.save(using="default"))
+
+    def save() -> None:
+        user.save(using="default")
+        user.user_permissions.add(*Permission.objects.using("default").filter(codename__in=permissions))
+
+    as_another_client(save)
 
 
 def log_in(page: Page, username: str) -> None:
@@ -100,7 +106,7 @@ def test_gist_admin__added_then_edited__the_changelist_and_the_public_page_show_
 def test_replica_status__a_paused_replica_shows_lagging_then_healthy_without_a_reload(
     page: Page, replay_control: Cluster, screenshot: Screenshot
 ) -> None:
-    make_user("sam")
+    make_user("sam", permissions=("view_replicastatus",))
     wait_for_replicas()
     log_in(page, "sam")
     page.goto("/admin/dbrouting/replicastatus/")
