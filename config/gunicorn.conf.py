@@ -13,6 +13,11 @@ accesslog = "-"
 
 
 def on_starting(server):
+    # The settings, read once here: a configuration error stops gunicorn with one line before any
+    # worker starts (each worker would print it, and gunicorn would halt with a traceback).
+    from config.startup import check_settings
+
+    check_settings()
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)

@@ -71,7 +71,7 @@ def methods(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Callable[.
 
 
 @csrf_exempt  # JSON only: browsers cannot send application/json cross-site without CORS consent
-@methods("GET", "POST")
+@methods("GET", "HEAD", "POST")
 @limit("write")
 def gists(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -153,7 +153,8 @@ def check_types(data: dict[str, Any]) -> dict[str, list[str]]:
     return errors
 
 
-@methods("GET")
+@csrf_exempt  # GET only: every other method gets the JSON 405 below, not the CSRF page
+@methods("GET", "HEAD")
 def nearby(request: HttpRequest) -> HttpResponse:
     form = NearbyForm(request.GET)
     if not form.is_valid():
@@ -168,7 +169,8 @@ def nearby(request: HttpRequest) -> HttpResponse:
     )
 
 
-@methods("GET")
+@csrf_exempt  # GET only, as above
+@methods("GET", "HEAD")
 def detail(request: HttpRequest, gist_id: str) -> HttpResponse:
     try:
         gist = get_object_or_404(Gist, gist_id=gist_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from dbrouting import primary_available
 
@@ -17,7 +17,7 @@ from .picture import Place, draw
 from .ratelimits import limit
 
 
-@require_GET
+@require_safe  # GET and HEAD
 def gist_list(request: HttpRequest) -> HttpResponse:
     form = PageForm(request.GET)
     cursor = None
@@ -40,7 +40,7 @@ def gist_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe  # GET and HEAD
 def gist_nearby(request: HttpRequest) -> HttpResponse:
     form = NearbyForm(request.GET if request.GET else None)
     results = picture = None
@@ -57,7 +57,7 @@ def gist_nearby(request: HttpRequest) -> HttpResponse:
     return render(request, "gists/nearby.html", context, status=status)
 
 
-@require_GET
+@require_safe  # GET and HEAD
 def gist_detail(request: HttpRequest, gist_id: str) -> HttpResponse:
     gist = get_object_or_404(Gist, gist_id=gist_id)
     return render(request, "gists/detail.html", {"gist": gist})

@@ -143,13 +143,21 @@ def test_create__oversized_body_is_413(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "url"), [("put", "/api/gists/"), ("delete", "/api/gists/x/"), ("post", "/api/gists/nearby/")]
+    ("method", "url"),
+    [("put", "/api/gists/"), ("delete", "/api/gists/x/"), ("post", "/api/gists/nearby/"), ("patch", "/api/gists/x/")],
 )
-def test_wrong_method__is_405_json_with_allow(client: Client, method: str, url: str) -> None:
-    response = getattr(client, method)(url)
+def test_wrong_method__is_405_json_with_allow(method: str, url: str) -> None:
+    response = getattr(Client(enforce_csrf_checks=True), method)(url)  # as a real client: no CSRF page first
     assert response.status_code == 405
     assert "Allow" in response
     assert "method" in response.json()["errors"]
+
+
+@pytest.mark.parametrize("url", ["/api/gists/", "/api/gists/nearby/?lat=1&lng=2", "/gists/", "/gists/nearby/"])
+def test_head__answers_as_get_without_a_body(client: Client, url: str) -> None:
+    head, get = client.head(url), client.get(url)
+    assert (head.status_code, head["Content-Type"]) == (get.status_code, get["Content-Type"])
+    assert head.content == b""
 
 
 # -- detail -----------------------------------------------------------------------------
