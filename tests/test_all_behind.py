@@ -246,6 +246,16 @@ def test_least_lagged__a_scope_that_read_the_primary_never_reads_a_stale_replica
         assert decision() == ("replica2", "stale")
 
 
+@override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged"})
+def test_least_lagged__a_scope_never_moves_to_a_replica_that_has_replayed_less(both_behind: Cluster) -> None:
+    with routing_scope():
+        assert decision() == ("replica2", "stale")  # the least lagged: it has replayed more than replica1
+        # replica2 fails this read (the engine's failover excludes it): replica1 would go back in time.
+        assert decision(exclude=("replica2",)) == ("default", "no_usable_replica")
+    with routing_scope():
+        assert decision(exclude=("replica2",)) == ("replica1", "stale")  # a new scope may read it
+
+
 @override_settings(DBROUTING={**TIGHT, "ALL_BEHIND_POLICY": "least_lagged", "PIN_AFTER_WRITE": False})
 def test_least_lagged__a_scope_that_wrote_never_reads_a_stale_replica_even_unpinned(both_behind: Cluster) -> None:
     with routing_scope():

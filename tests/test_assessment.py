@@ -471,3 +471,9 @@ def test_within_ceiling__up_and_within_the_hard_ceiling_whatever_the_bytes() -> 
     assert dataclasses.replace(health_of("r", 1.0), available=False).within_ceiling(config, now) is False
     stalled = dataclasses.replace(health_of("r", 0.0), measured_at=now - config.stall_limit - 1)
     assert stalled.within_ceiling(config, now) is False  # a stalled prober's snapshot is not trusted
+
+
+def test_snapshot__keeps_the_lag_history_it_is_given() -> None:
+    lags = {"r": ()}
+    assert Snapshot(history=lags).history == lags
+    assert Snapshot().history == {}

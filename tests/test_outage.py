@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, close_old_connections, connections
@@ -54,7 +55,9 @@ def outage(cluster: Cluster) -> Iterator[Cluster]:
     wait_until(lambda: usable("replica1") and usable("replica2"), what="replicas streaming again")
 
 
-def test_primary_killed__reads_answer_from_replicas_past_the_tolerance_and_writes_fail_fast(cluster: Cluster) -> None:
+def test_primary_killed__reads_answer_from_replicas_past_the_tolerance_and_writes_fail_fast(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     gist = make_gist(title="before the outage")
     client = Client()
     with override_settings(DBROUTING=OUTAGE):
@@ -80,14 +83,19 @@ def test_primary_killed__reads_answer_from_replicas_past_the_tolerance_and_write
             assert page.status_code == 200
             assert b"Read-only for the moment" in page.content
             assert b"<form" not in page.content
+            # A process that never saw the primary (a host of its own: its own runtime folder) cannot
+            # tell its replicas from another cluster's: it reads none of them, and says why.
+            env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+            env["DBROUTING_RUNTIME_DIR"] = str(tmp_path)
             status = subprocess.run(
                 [sys.executable, "manage.py", "replica_status", "--json"], cwd=ROOT, capture_output=True, text=True,
-                timeout=60, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+                timeout=60, env=env,
             )  # fmt: skip
             assert status.returncode == 2, status.stderr
             nodes = {n["alias"]: n for n in json.loads(status.stdout)["nodes"]}
             assert nodes["default"]["reachable"] is False
-            assert nodes["replica1"]["usable"] is True  # listed, and serving
+            assert nodes["replica1"]["usable"] is False
+            assert nodes["replica1"]["why"].startswith("not verified as a standby of this primary")
         finally:
             cluster.start("primary")
         recovered = time.monotonic()  # the primary accepts connections again from here
