@@ -5,6 +5,8 @@ the workers can write (emptied at each start); /metrics then sums every live wor
 """
 
 import os
+import subprocess
+import sys
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -13,11 +15,12 @@ accesslog = "-"
 
 
 def on_starting(server):
-    # The settings, read once here: a configuration error stops gunicorn with one line before any
-    # worker starts (each worker would print it, and gunicorn would halt with a traceback).
-    from config.startup import check_settings
-
-    check_settings()
+    # The settings, read once before any worker starts, in a process of their own (the master stays
+    # free of Django, so that HUP's new workers read the settings anew): a configuration error
+    # stops gunicorn with one line, instead of each worker printing it and gunicorn a traceback.
+    check = [sys.executable, "-c", "from config.startup import check_settings; check_settings()"]
+    if subprocess.run(check, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).returncode != 0:
+        sys.exit(4)  # config.startup.APP_LOAD_ERROR (this file imports nothing of the project's)
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)

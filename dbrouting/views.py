@@ -11,6 +11,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from .conf import get_config
 
+# Headers a proxy adds (AWS's load balancers always set X-Forwarded-Proto, whatever they do with
+# X-Forwarded-For); a scraper that reaches the app directly sends none of them.
+PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_FORWARDED_PROTO", "HTTP_X_REAL_IP", "HTTP_VIA")
+
 
 def _allowed(request: HttpRequest) -> bool:
     if settings.DEBUG:
@@ -19,7 +23,7 @@ def _allowed(request: HttpRequest) -> bool:
     scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if config.metrics_token is not None and scheme.lower() == "bearer":
         return hmac.compare_digest(credentials.strip().encode(), config.metrics_token.encode())
-    if "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META:
+    if any(header in request.META for header in PROXY_HEADERS):
         return False  # came through a proxy: its peer address is the proxy's, whoever sent it
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))

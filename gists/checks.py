@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-RATE = re.compile(r"^[1-9][0-9]*/[0-9]*[smhd]$")
+RATE = re.compile(r"^[1-9][0-9]*/([1-9][0-9]*)?[smhd]$")
 
 
 @checks.register(checks.Tags.security)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-import unicodedata
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.contrib.auth.forms import UsernameField
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_ratelimit.core import get_usage
@@ -81,9 +81,10 @@ def _ip_key(group: str, request: HttpRequest) -> str:
 
 
 def _user_name_key(group: str, request: HttpRequest) -> str:
-    """The user name as Django's login form compares it (NFKC, and case-insensitive here): a
-    full-width or differently cased spelling counts against the same name."""
-    return unicodedata.normalize("NFKC", str(request.POST.get("username", ""))).casefold()
+    """The user name as Django's login form reads it (stripped, NFKC: ``UsernameField``), and
+    case-insensitive here: a padded, full-width or differently cased spelling counts against the
+    same name. Cut to 300 characters first: the form's field has no length limit of its own."""
+    return str(UsernameField().to_python(str(request.POST.get("username", ""))[:300])).casefold()
 
 
 KEYS: dict[str, Callable[[str, HttpRequest], str]] = {"ip": _ip_key, "user_name": _user_name_key}

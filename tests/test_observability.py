@@ -140,6 +140,8 @@ def test_metrics_endpoint__an_allowed_network_does_not_count_through_a_proxy(cli
         # The load balancer, inside the VPC's network, forwarding a client's request.
         assert client.get("/metrics", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 404
         assert client.get("/metrics", REMOTE_ADDR="10.0.0.9", HTTP_FORWARDED="for=198.51.100.7").status_code == 404
+        # A load balancer that drops X-Forwarded-For still says it is one.
+        assert client.get("/metrics", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_PROTO="https").status_code == 404
 
 
 # -- admin ----------------------------------------------------------------------------------

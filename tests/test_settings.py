@@ -238,3 +238,9 @@ def test_production__metrics_scraped_directly_over_http_with_the_token_and_nothi
     proc = run_manage({**PRODUCTION, "METRICS_TOKEN": token}, "shell", "-c", code)
     # /metrics: 200 over plain HTTP with the token, 404 without; every page else: redirected to HTTPS.
     assert proc.stdout.splitlines()[-1] == "200 404 301", proc.stderr
+
+
+def test_production__refuses_a_negative_proxy_count() -> None:
+    proc = run_manage({**PRODUCTION, "TRUSTED_PROXY_COUNT": "-1"}, "check")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "configuration error: TRUSTED_PROXY_COUNT must be 0 or more, not -1"

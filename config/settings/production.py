@@ -40,6 +40,8 @@ STORAGES = {
 }
 
 # HTTPS https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+if TRUSTED_PROXY_COUNT < 0:  # noqa: F405
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT must be 0 or more, not {TRUSTED_PROXY_COUNT}")  # noqa: F405
 # X-Forwarded-Proto says a request came over TLS only when a declared proxy set it.
 if TRUSTED_PROXY_COUNT:  # noqa: F405
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
